@@ -19,7 +19,7 @@ def as_float_array(name, a):
 def check_shape(name, a, expected):
     """Check ``a.shape`` against ``expected`` (a tuple whose ``None`` entries match any size)."""
     arr = as_float_array(name, a)
-    shown = tuple("?" if e is None else e for e in expected)
+    shown = "(" + ", ".join("?" if e is None else str(e) for e in expected) + ("," if len(expected) == 1 else "") + ")"
     if arr.ndim != len(expected) or any(e is not None and e != s for e, s in zip(expected, arr.shape)):
         raise ValueError(f"{name}: expected shape {shown}, got {arr.shape}")
     return arr
