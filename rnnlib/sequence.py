@@ -6,6 +6,7 @@ the same as calling :func:`rnnlib.cells.rnn_step_forward` T times (tested).
 """
 import numpy as np
 
+from rnnlib import cells
 from rnnlib._checks import check_same_dtype, check_shape
 from rnnlib.cells import check_rnn_params
 
@@ -82,3 +83,123 @@ def linear_backward(dy, cache):
     h2 = h.reshape(-1, h.shape[-1])
     dy2 = dy.reshape(-1, dy.shape[-1])
     return dy @ W, dy2.T @ h2, dy2.sum(axis=0)
+
+
+def lstm_forward(x, h0, c0, W_ih, W_hh, b_ih, b_hh):
+    """Run an LSTM over a batch of sequences (gates i, f, g, o as ``torch.nn.LSTM``).
+
+    x (B, T, D), h0 and c0 (B, H) or None (zeros) -> hs (B, T, H) (the hidden state after every
+    step), cache. The cell states are in the cache: :func:`lstm_cell_states`.
+    """
+    D, H = check_rnn_params(W_ih, W_hh, b_ih, b_hh, gates=4)
+    x = check_shape("x", x, (None, None, D))
+    check_same_dtype(x=x, W_ih=W_ih)
+    B, T, _ = x.shape
+    h = initial_state("h0", h0, B, H, x.dtype)
+    c = initial_state("c0", c0, B, H, x.dtype)
+    h_init, c_init = h, c
+    gates = x @ W_ih.T + (b_ih + b_hh)  # (B, T, 4H): the input part of every step at once
+    hs = np.empty((B, T, H), dtype=x.dtype)
+    cs = np.empty((B, T, H), dtype=x.dtype)
+    tanh_cs = np.empty((B, T, H), dtype=x.dtype)
+    for t in range(T):
+        a = gates[:, t]
+        a += h @ W_hh.T  # add the hidden part, then activate in place: gates[:, t] holds i, f, g, o
+        i, f, g, o = np.split(cells.lstm_activate(a), 4, axis=1)
+        c = cs[:, t] = f * c + i * g
+        tanh_c = tanh_cs[:, t] = np.tanh(c)
+        h = hs[:, t] = o * tanh_c
+    return hs, (x, h_init, c_init, hs, cs, tanh_cs, gates, W_ih, W_hh)
+
+
+def lstm_cell_states(cache):
+    """The cell states ``cs (B, T, H)`` kept in an :func:`lstm_forward` cache (``cs[:, -1]`` is torch's ``c_n``)."""
+    return cache[4]
+
+
+def lstm_backward(dhs, cache, dc_last=None):
+    """Backpropagation through time for :func:`lstm_forward`.
+
+    dhs (B, T, H) is the upstream gradient of each ``hs[:, t]`` (as in :func:`rnn_backward`);
+    ``dc_last (B, H)``, optional, that of the last cell state. The gradients that flow back through
+    h and c are added here. Returns ``(dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh)``.
+    """
+    x, h0, c0, hs, cs, tanh_cs, gates, W_ih, W_hh = cache
+    dhs = check_shape("dhs", dhs, hs.shape)
+    B, T, H = hs.shape
+    dh_next = np.zeros_like(h0)  # gradient arriving at h from step t+1
+    dc_next = np.zeros_like(c0) if dc_last is None else check_shape("dc_last", dc_last, c0.shape)
+    da = np.empty_like(gates)  # gradient at the pre-activations of every step
+    for t in reversed(range(T)):
+        i, f, g, o = np.split(gates[:, t], 4, axis=1)
+        c_prev = cs[:, t - 1] if t > 0 else c0
+        dh = dhs[:, t] + dh_next
+        tanh_c = tanh_cs[:, t]
+        dc = dc_next + dh * o * (1.0 - tanh_c * tanh_c)
+        da[:, t, :H] = dc * g * i * (1.0 - i)
+        da[:, t, H:2 * H] = dc * c_prev * f * (1.0 - f)
+        da[:, t, 2 * H:3 * H] = dc * i * (1.0 - g * g)
+        da[:, t, 3 * H:] = dh * tanh_c * o * (1.0 - o)
+        dh_next = da[:, t] @ W_hh
+        dc_next = dc * f
+    h_prev = np.concatenate([h0[:, None], hs[:, :-1]], axis=1)  # state entering each step
+    dx = da @ W_ih
+    dW_ih = np.einsum("btg,btd->gd", da, x)
+    dW_hh = np.einsum("btg,btk->gk", da, h_prev)
+    db = da.sum(axis=(0, 1))
+    return dx, dh_next, dc_next, dW_ih, dW_hh, db, db.copy()
+
+
+def gru_forward(x, h0, W_ih, W_hh, b_ih, b_hh):
+    """Run a GRU over a batch of sequences (gates r, z, n and ``b_hn`` placed as ``torch.nn.GRU``).
+
+    x (B, T, D), h0 (B, H) or None -> hs (B, T, H), cache.
+    """
+    D, H = check_rnn_params(W_ih, W_hh, b_ih, b_hh, gates=3)
+    x = check_shape("x", x, (None, None, D))
+    check_same_dtype(x=x, W_ih=W_ih)
+    B, T, _ = x.shape
+    h = initial_state("h0", h0, B, H, x.dtype)
+    h_init = h
+    a_i = x @ W_ih.T + b_ih  # (B, T, 3H): the input part of every step at once
+    a_i[..., :2 * H] += b_hh[:2 * H]  # b_hr and b_hz are plain biases; b_hn stays inside r * (...)
+    gates = np.empty_like(a_i)  # r, z, n of every step
+    hns = np.empty((B, T, H), dtype=x.dtype)  # W_hn h_prev + b_hn of every step
+    hs = np.empty((B, T, H), dtype=x.dtype)
+    for t in range(T):
+        a_h = h @ W_hh.T
+        rz = cells.sigmoid(a_i[:, t, :2 * H] + a_h[:, :2 * H], out=gates[:, t, :2 * H])
+        r, z = rz[:, :H], rz[:, H:]
+        hn = hns[:, t] = a_h[:, 2 * H:] + b_hh[2 * H:]
+        n = np.tanh(a_i[:, t, 2 * H:] + r * hn, out=gates[:, t, 2 * H:])
+        h = hs[:, t] = n + z * (h - n)
+    return hs, (x, h_init, hs, gates, hns, W_ih, W_hh)
+
+
+def gru_backward(dhs, cache):
+    """Backpropagation through time for :func:`gru_forward`.
+
+    Returns ``(dx, dh0, dW_ih, dW_hh, db_ih, db_hh)`` (``db_ih`` and ``db_hh`` differ in the n gate).
+    """
+    x, h0, hs, gates, hns, W_ih, W_hh = cache
+    dhs = check_shape("dhs", dhs, hs.shape)
+    B, T, H = hs.shape
+    da_h = np.empty_like(gates)  # gradient at h_prev @ W_hh.T + b_hh of every step
+    da_n = np.empty_like(hs)  # gradient at the pre-activation of n (= at W_in x + b_in)
+    dh_next = np.zeros_like(h0)
+    for t in reversed(range(T)):
+        r, z, n = np.split(gates[:, t], 3, axis=1)
+        h_prev = hs[:, t - 1] if t > 0 else h0
+        dh = dhs[:, t] + dh_next
+        dan = da_n[:, t] = dh * (1.0 - z) * (1.0 - n * n)
+        da_h[:, t, :H] = dan * hns[:, t] * r * (1.0 - r)
+        da_h[:, t, H:2 * H] = dh * (h_prev - n) * z * (1.0 - z)
+        da_h[:, t, 2 * H:] = dan * r
+        dh_next = dh * z + da_h[:, t] @ W_hh
+    da_i = da_h.copy()  # gradient at x @ W_ih.T + b_ih: the same for r and z, not for n
+    da_i[..., 2 * H:] = da_n
+    h_prev = np.concatenate([h0[:, None], hs[:, :-1]], axis=1)
+    dx = da_i @ W_ih
+    dW_ih = np.einsum("btg,btd->gd", da_i, x)
+    dW_hh = np.einsum("btg,btk->gk", da_h, h_prev)
+    return dx, dh_next, dW_ih, dW_hh, da_i.sum(axis=(0, 1)), da_h.sum(axis=(0, 1))
