@@ -37,3 +37,51 @@ def to_torch(params, module, layer=0, reverse=False):
         with torch.no_grad():
             target.copy_(torch.from_numpy(value).to(target.dtype))
     return module
+
+
+def module_kind(module):
+    """``'rnn'``, ``'lstm'`` or ``'gru'`` (the ``kind`` of :func:`rnnlib.stacked.stacked_forward`).
+
+    Raises ``ValueError`` for what rnnlib does not implement: another module, ``bias=False``, a relu
+    RNN, an LSTM with ``proj_size > 0``.
+    """
+    import torch
+
+    kinds = [(torch.nn.LSTM, "lstm"), (torch.nn.GRU, "gru"), (torch.nn.RNN, "rnn")]
+    kind = next((k for cls, k in kinds if isinstance(module, cls)), None)
+    if kind is None:
+        raise ValueError(f"module: expected torch.nn.RNN, LSTM or GRU, got {type(module).__name__}")
+    if not module.bias:
+        raise ValueError("module: expected bias=True (rnnlib layers have b_ih and b_hh), got bias=False")
+    if kind == "rnn" and module.nonlinearity != "tanh":
+        raise ValueError(f"module: expected nonlinearity 'tanh', got {module.nonlinearity!r}")
+    if kind == "lstm" and module.proj_size != 0:
+        raise ValueError(f"module: expected proj_size=0, got {module.proj_size}")
+    return kind
+
+
+def directions(module):
+    """``(False,)`` or ``(False, True)``: the ``reverse`` flags of a module's directions."""
+    return (False, True) if module.bidirectional else (False,)
+
+
+def stack_from_torch(module, dtype=np.float64):
+    """Every layer and direction of a torch module: ``layers[l][d]`` is the dict of layer ``l``,
+    direction ``d`` (1 = reverse), the ``layers`` argument of :func:`rnnlib.stacked.stacked_forward`."""
+    module_kind(module)
+    return [[from_torch(module, layer, reverse, dtype) for reverse in directions(module)]
+            for layer in range(module.num_layers)]
+
+
+def stack_to_torch(layers, module):
+    """Copy ``layers[l][d]`` (as from :func:`stack_from_torch`) into every layer and direction of ``module``."""
+    module_kind(module)
+    if len(layers) != module.num_layers:
+        raise ValueError(f"layers: expected {module.num_layers} layers (num_layers), got {len(layers)}")
+    for layer, per_direction in enumerate(layers):
+        if len(per_direction) != len(directions(module)):
+            raise ValueError(f"layers[{layer}]: expected {len(directions(module))} direction(s) "
+                             f"(bidirectional={module.bidirectional}), got {len(per_direction)}")
+        for params, reverse in zip(per_direction, directions(module)):
+            to_torch(params, module, layer, reverse)
+    return module
