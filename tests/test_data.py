@@ -1,0 +1,276 @@
+"""rnnlib.data: shapes, determinism, and the rules of every task."""
+import numpy as np
+import pytest
+
+from rnnlib import data
+
+# ---------------------------------------------------------------- synthetic weather and windows
+
+
+def test_synthetic_weather_shape_range_and_seed():
+    s = data.synthetic_weather(500, seed=3)
+    assert s.shape == (500, 3) and s.dtype == np.float64
+    np.testing.assert_array_equal(s, data.synthetic_weather(500, seed=3))
+    assert not np.array_equal(s, data.synthetic_weather(500, seed=4))
+    assert data.synthetic_weather(50, seed=3, dtype=np.float32).dtype == np.float32
+    # humidity and wind are uniform in [0, 1); temperature stays near [0, 1] around 0.5
+    assert s[:, 1:].min() >= 0 and s[:, 1:].max() < 1
+    assert abs(s[:, 0].mean() - 0.5) < 0.1 and 0.05 < s[:, 0].std() < 0.3
+
+
+def test_synthetic_temperature_follows_the_recipe():
+    # T[t] = 0.5 + (1 - pull) * (mean of 3 previous days - 0.5) + N(0, noise): residual std = noise
+    s = data.synthetic_weather(5000, seed=0, noise=0.1, pull=0.2)
+    T = s[:, 0]
+    prev = np.stack([T[i:len(T) - 3 + i] for i in range(3)], axis=1).mean(axis=1)
+    resid = T[3:] - (0.5 + 0.8 * (prev - 0.5))
+    assert abs(resid.mean()) < 0.01 and abs(resid.std() - 0.1) < 0.005
+
+
+def test_make_windows_predicts_the_next_day():
+    series = np.arange(30, dtype=np.float64).reshape(10, 3)  # day d = [3d, 3d+1, 3d+2]
+    X, y = data.make_windows(series, window=3, target_col=1)
+    assert X.shape == (7, 3, 3) and y.shape == (7, 1)
+    np.testing.assert_array_equal(X[0], series[0:3])
+    np.testing.assert_array_equal(X[6], series[6:9])
+    np.testing.assert_array_equal(y[:, 0], series[3:, 1])
+    with pytest.raises(ValueError, match="series"):
+        data.make_windows(np.zeros(10), 3)
+    with pytest.raises(ValueError, match="target_col"):
+        data.make_windows(series, 3, target_col=3)
+
+
+# ---------------------------------------------------------------- Seattle
+
+
+@pytest.fixture(scope="module")
+def seattle():
+    return data.seattle_windows(window=3)
+
+
+def test_seattle_weather_table():
+    df = data.seattle_weather()
+    assert len(df) == 1461
+    assert list(df.columns) == ["date", "temp_max", "temp_min", "precipitation", "wind"]
+    assert str(df["date"].iloc[0].date()) == "2012-01-01" and str(df["date"].iloc[-1].date()) == "2015-12-31"
+    assert (df["temp_max"] >= df["temp_min"]).all()
+
+
+def test_seattle_windows(seattle):
+    X, y, dates = seattle
+    df = data.seattle_weather()
+    assert X.shape == (1458, 3, 4) and y.shape == (1458, 1) and dates.shape == (1458,)
+    assert str(dates[0]) == "2012-01-04"
+    np.testing.assert_array_equal(X[0, :, 0], df["temp_max"].to_numpy()[:3])
+    np.testing.assert_array_equal(X[0, :, 3], df["wind"].to_numpy()[:3])
+    assert y[0, 0] == df["temp_max"].iloc[3]
+    assert y[-1, 0] == df["temp_max"].iloc[-1]
+
+
+def test_chronological_split_sizes_and_no_overlap(seattle):
+    train, val, test = data.chronological_split(*seattle)
+    assert (len(train.y), len(val.y), len(test.y)) == (728, 365, 365)
+    assert train.X.shape == (728, 3, 4) and test.y.shape == (365, 1)
+    assert train.dates.max() < val.dates.min() and val.dates.max() < test.dates.min()
+    assert not set(train.dates) & set(val.dates) and not set(val.dates) & set(test.dates)
+    assert str(train.dates.max()) == "2013-12-31" and str(val.dates.min()) == "2014-01-01"
+    # no training window contains a day of 2014 or later (its last input is the day before its target)
+    assert str(train.dates.max() - np.timedelta64(1, "D")) < "2014-01-01"
+    strict = data.chronological_split(*seattle, drop_boundary=True)
+    assert [len(s.y) for s in strict] == [728, 362, 362]
+    assert str(strict[1].dates.min()) == "2014-01-04"
+
+
+def test_scaler_fitted_on_train_only(seattle):
+    train, val, test = data.chronological_split(*seattle)
+    sx = data.StandardScaler().fit(train.X)
+    np.testing.assert_allclose(sx.mean, train.X.reshape(-1, 4).mean(axis=0))
+    np.testing.assert_allclose(sx.std, train.X.reshape(-1, 4).std(axis=0))
+    assert not np.allclose(sx.mean, test.X.reshape(-1, 4).mean(axis=0), atol=0.05)
+    Xtr = sx.transform(train.X)
+    np.testing.assert_allclose(Xtr.reshape(-1, 4).mean(axis=0), 0, atol=1e-12)
+    np.testing.assert_allclose(Xtr.reshape(-1, 4).std(axis=0), 1, atol=1e-12)
+    Xte = sx.transform(test.X)
+    assert np.abs(Xte.reshape(-1, 4).mean(axis=0)).max() > 0.01  # test not re-centred on itself
+    sy = data.StandardScaler().fit(train.y)
+    assert sy.mean[0] == pytest.approx(train.y.mean())
+    np.testing.assert_allclose(sy.inverse_transform(sy.transform(test.y)), test.y, atol=1e-12)
+    with pytest.raises(ValueError, match=r"expected shape \(\.\.\., 1\)"):
+        sy.transform(test.X)
+    with pytest.raises(ValueError, match="fit"):
+        data.StandardScaler().transform(test.y)
+
+
+def test_scaler_keeps_float32_and_constant_features():
+    a = np.ones((5, 2), dtype=np.float32)
+    a[:, 1] = np.arange(5)
+    s = data.StandardScaler().fit(a)
+    out = s.transform(a)
+    assert out.dtype == np.float32 and np.all(out[:, 0] == 0)
+
+
+# ---------------------------------------------------------------- adding problem
+
+
+def test_adding_hochreiter1997_rules():
+    T, n = 50, 2000
+    X, y = data.adding_problem(n, T, seed=0)
+    assert X.shape == (n, T, 2) and y.shape == (n, 1)
+    values, markers = X[..., 0], X[..., 1]
+    assert values.min() >= -1 and values.max() <= 1
+    assert set(np.unique(markers)) <= {-1.0, 0.0, 1.0}
+    assert np.all((markers == 1).sum(axis=1) == 2)
+    assert np.all(markers[:, -1] == -1)
+    first_marked = markers[:, 0] == 1
+    assert np.all(markers[~first_marked, 0] == -1)
+    assert np.all(values[first_marked, 0] == 0)  # "X1 = 0 if the first pair got marked"
+    assert 0 < first_marked.sum() < n * 0.2  # rare but happens
+    assert np.all((markers == -1).sum(axis=1) == 2 - first_marked)
+    pos = np.sort(np.argwhere(markers == 1)[:, 1].reshape(n, 2), axis=1)
+    # one mark among the first 10 pairs, both among the first max(10, T/2 - 1)
+    assert np.all(pos[:, 0] < 10) and np.all(pos[:, 1] < max(10, T // 2 - 1))
+    assert pos[:, 1].max() == T // 2 - 2  # X2 can reach the last of the first T/2 - 1 pairs
+    expected = 0.5 + (values * (markers == 1)).sum(axis=1) / 4
+    np.testing.assert_allclose(y[:, 0], expected, rtol=0, atol=1e-15)
+    assert y.min() >= 0 and y.max() <= 1
+
+
+def test_adding_determinism_and_variable_length():
+    X1, y1 = data.adding_problem(10, 30, seed=5)
+    X2, y2 = data.adding_problem(10, 30, seed=5)
+    np.testing.assert_array_equal(X1, X2)
+    np.testing.assert_array_equal(y1, y2)
+    assert not np.array_equal(X1, data.adding_problem(10, 30, seed=6)[0])
+    Xs, y = data.adding_problem(200, 100, seed=1, variable_length=True)
+    lengths = np.array([x.shape[0] for x in Xs])
+    assert lengths.min() >= 100 and lengths.max() <= 110 and len(set(lengths)) > 5
+    for x, target in zip(Xs, y[:, 0]):
+        assert x[-1, 1] == -1 and (x[:, 1] == 1).sum() == 2
+        assert target == pytest.approx(0.5 + x[x[:, 1] == 1, 0].sum() / 4)
+    assert data.adding_problem(3, 20, seed=0, dtype=np.float32)[0].dtype == np.float32
+
+
+def test_adding_le2015():
+    T = 40
+    X, y = data.adding_problem(500, T, seed=2, variant="le2015")
+    assert X.shape == (500, T, 2) and y.shape == (500, 1)
+    values, markers = X[..., 0], X[..., 1]
+    assert values.min() >= 0 and values.max() <= 1
+    assert set(np.unique(markers)) == {0.0, 1.0} and np.all(markers.sum(axis=1) == 2)
+    assert np.all(markers[:, :T // 2].sum(axis=1) == 1)
+    np.testing.assert_allclose(y[:, 0], (values * markers).sum(axis=1), atol=1e-15)
+    with pytest.raises(ValueError, match="variant"):
+        data.adding_problem(5, 20, seed=0, variant="nope")
+    with pytest.raises(ValueError, match="T"):
+        data.adding_problem(5, 4, seed=0)
+
+
+def test_adding_accuracy():
+    y = np.array([[0.5], [0.2], [0.9], [0.1]])
+    pred = y + np.array([[0.0], [0.039], [-0.05], [0.041]])
+    assert data.adding_accuracy(pred, y) == 0.5
+    assert data.adding_accuracy(pred, y, tol=0.1) == 1.0
+    with pytest.raises(ValueError, match="y"):
+        data.adding_accuracy(pred, y[:3])
+
+
+# ---------------------------------------------------------------- temporal XOR
+
+
+def test_temporal_xor():
+    d = data.temporal_xor(1000, seed=0)
+    assert d.bits.shape == (3000,) and set(np.unique(d.bits)) == {0, 1}
+    triples = d.bits.reshape(-1, 3)
+    np.testing.assert_array_equal(triples[:, 2], triples[:, 0] ^ triples[:, 1])
+    assert 0.45 < triples[:, :2].mean() < 0.55
+    assert d.X.shape == d.y.shape == (1, 2999, 1)
+    np.testing.assert_array_equal(d.X[0, 1:, 0], d.y[0, :-1, 0])  # y is X shifted by one
+    np.testing.assert_array_equal(d.y[0, :, 0], d.bits[1:])
+    # the predictable targets are exactly the XOR bits, every third step
+    assert d.predictable.sum() == 1000 and d.predictable[1] and not d.predictable[0]
+    xb = d.X[0, :, 0]
+    prev2 = np.concatenate([[0.0], xb[:-1]])
+    np.testing.assert_array_equal(d.y[0, d.predictable, 0], np.logical_xor(prev2, xb)[d.predictable])
+    np.testing.assert_array_equal(d.bits, data.temporal_xor(1000, seed=0).bits)
+
+
+# ---------------------------------------------------------------- Reber grammar
+
+
+@pytest.mark.parametrize("s", ["BTSSXXTVVE", "BPVVE", "BTXXVPSE"])
+def test_reber_legal_examples(s):
+    assert data.reber_is_valid(s)
+    assert data.embedded_reber_is_valid("BT" + s + "TE") and data.embedded_reber_is_valid("BP" + s + "PE")
+    assert not data.embedded_reber_is_valid("BT" + s + "PE")  # must repeat the second symbol
+
+
+@pytest.mark.parametrize("s", ["BTSSPXSE", "TSSXXTVVE", "BTSSXXTVV", "BTSSXXTVVEE", "", "BPVVEX"])
+def test_reber_illegal_examples(s):
+    assert not data.reber_is_valid(s)
+    assert not data.embedded_reber_is_valid("BT" + s + "TE")
+
+
+def test_embedded_reber_generated_strings_are_valid():
+    strings = data.embedded_reber(500, seed=0)
+    assert strings == data.embedded_reber(500, seed=0)
+    assert all(data.embedded_reber_is_valid(s) for s in strings)
+    assert all(data.reber_is_valid(s[2:-2]) for s in strings)
+    assert 0.4 < np.mean([s[1] == "T" for s in strings]) < 0.6
+    assert all(data.reber_is_valid(s) for s in data.reber_strings(200, seed=1))
+
+
+def test_reber_next_symbols_and_encoding():
+    assert data.reber_next_symbols("BPVVE") == [{"T", "P"}, {"T", "V"}, {"P", "V"}, {"E"}]
+    sets = data.embedded_reber_next_symbols("BPBPVVEPE")
+    assert sets == [{"T", "P"}, {"B"}, {"T", "P"}, {"T", "V"}, {"P", "V"}, {"E"}, {"P"}, {"E"}]
+    # every generated string: each actual next symbol is legal
+    for s in data.embedded_reber(100, seed=3):
+        sets = data.embedded_reber_next_symbols(s)
+        assert len(sets) == len(s) - 1 and all(s[i + 1] in sets[i] for i in range(len(s) - 1))
+    oh = data.reber_one_hot("BTE")
+    np.testing.assert_array_equal(oh, np.eye(7)[[0, 1, 6]])
+    mh = data.next_symbols_multi_hot([{"T", "P"}, {"E"}])
+    np.testing.assert_array_equal(mh, [[0, 1, 1, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 1]])
+    with pytest.raises(ValueError, match="s"):
+        data.reber_one_hot("BTQ")
+
+
+def test_legal_next_correct():
+    sets = data.embedded_reber_next_symbols("BPBPVVEPE")
+    perfect = data.next_symbols_multi_hot(sets)
+    assert data.legal_next_correct(perfect, sets)
+    wrong = perfect.copy()
+    wrong[6] = data.next_symbols_multi_hot([{"T"}])[0]  # forgot the second symbol: predicts T, not P
+    assert not data.legal_next_correct(wrong, sets)
+
+
+# ---------------------------------------------------------------- characters
+
+
+def test_char_corpus_and_vocab():
+    text = data.char_corpus(max_chars=50_000)
+    assert len(text) == 50_000 and text == data.char_corpus(max_chars=50_000)
+    assert "def " in text
+    vocab = data.Vocab(text)
+    assert vocab.itos == sorted(set(text)) and len(vocab) == len(set(text))
+    ids = vocab.encode(text[:1000])
+    assert ids.dtype == np.int64 and vocab.decode(ids) == text[:1000]
+    assert all(vocab.stoi[c] == i for i, c in enumerate(vocab.itos))
+    with pytest.raises(ValueError, match="vocabulary"):
+        vocab.encode("\x00")
+
+
+def test_char_batches():
+    ids = np.arange(1000)
+    batches = list(data.char_batches(ids, batch_size=4, seq_len=10, seed=0))
+    assert len(batches) == 99 // 4
+    for x, y in batches:
+        assert x.shape == y.shape == (4, 10) and x.dtype == np.int64
+        np.testing.assert_array_equal(y, x + 1)  # y is the next id
+        assert np.all(x[:, 0] % 10 == 0)
+    starts = np.concatenate([x[:, 0] for x, _ in batches])
+    assert len(set(starts)) == len(starts)
+    again = list(data.char_batches(ids, batch_size=4, seq_len=10, seed=0))
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(batches, again))
+    in_order = next(data.char_batches(ids, batch_size=2, seq_len=10, shuffle=False))
+    np.testing.assert_array_equal(in_order[0][:, 0], [0, 10])

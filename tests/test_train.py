@@ -1,0 +1,77 @@
+"""rnnlib.train: the loop trains a tiny linear regression written as a NumPy closure."""
+import numpy as np
+import pytest
+
+from rnnlib.optim import SGD, Adam
+from rnnlib.train import fit, iterate_minibatches
+
+
+def linear_problem(n=256, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 3))
+    w_true, b_true = np.array([[1.5, -2.0, 0.5]]), np.array([0.3])
+    y = X @ w_true.T + b_true + 0.01 * rng.standard_normal((n, 1))
+    return X, y, w_true, b_true
+
+
+def step_fn(params, batch):
+    """Forward, MSE loss and backward of y = X @ W_out.T + b_out."""
+    X, y = batch
+    pred = X @ params["W_out"].T + params["b_out"]
+    diff = pred - y
+    loss = np.mean(diff ** 2)
+    dpred = 2 * diff / diff.size
+    return loss, {"W_out": dpred.T @ X, "b_out": dpred.sum(axis=0)}
+
+
+def fresh_params():
+    return {"W_out": np.zeros((1, 3)), "b_out": np.zeros(1)}
+
+
+def test_fit_decreases_the_loss_and_finds_the_weights():
+    X, y, w_true, b_true = linear_problem()
+    params = fresh_params()
+    val = lambda p: step_fn(p, (X, y))[0]  # noqa: E731
+    history = fit(step_fn, params, Adam(params, lr=0.05),
+                  lambda epoch: iterate_minibatches(X, y, 32, seed=epoch),
+                  epochs=30, val_fn=val, progress=False)
+    losses = history["train_loss"]
+    assert len(losses) == len(history["val_loss"]) == len(history["grad_norm"]) == 30
+    assert losses[-1] < 0.01 * losses[0]
+    assert history["val_loss"][-1] < 1e-3
+    np.testing.assert_allclose(params["W_out"], w_true, atol=0.02)
+    np.testing.assert_allclose(params["b_out"], b_true, atol=0.02)
+
+
+def test_fit_with_a_list_of_batches_and_clipping():
+    X, y, *_ = linear_problem(seed=1)
+    params = fresh_params()
+    batches = list(iterate_minibatches(X, y, 64, shuffle=False))
+    history = fit(step_fn, params, SGD(params, lr=0.1), batches, epochs=20, clip=0.5, progress=False)
+    assert history["val_loss"] == []
+    assert history["train_loss"][-1] < 0.05 * history["train_loss"][0]
+    assert history["grad_norm"][0] > 0.5  # clipping was active at the start
+    assert all(a >= b for a, b in zip(history["train_loss"], history["train_loss"][1:]))
+
+
+def test_fit_refuses_generators_and_a_foreign_optimizer():
+    X, y, *_ = linear_problem()
+    params = fresh_params()
+    with pytest.raises(ValueError, match="batches"):
+        fit(step_fn, params, SGD(params, lr=0.1), iterate_minibatches(X, y, 32), epochs=2, progress=False)
+    with pytest.raises(ValueError, match="optimizer"):
+        fit(step_fn, params, SGD(fresh_params(), lr=0.1), [(X, y)], epochs=1, progress=False)
+
+
+def test_iterate_minibatches_covers_every_row_once():
+    X = np.arange(10).reshape(10, 1).astype(float)
+    y = X * 2
+    batches = list(iterate_minibatches(X, y, 4, shuffle=True, seed=0))
+    assert [len(b[0]) for b in batches] == [4, 4, 2]
+    seen = np.concatenate([b[0][:, 0] for b in batches])
+    assert sorted(seen) == list(range(10)) and not np.array_equal(seen, np.arange(10))
+    assert all(np.array_equal(yb, xb * 2) for xb, yb in batches)
+    in_order = np.concatenate([b[0][:, 0] for b in iterate_minibatches(X, y, 4, shuffle=False)])
+    np.testing.assert_array_equal(in_order, np.arange(10))
+    with pytest.raises(ValueError, match="y"):
+        next(iterate_minibatches(X, y[:5], 4))
