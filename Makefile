@@ -1,0 +1,32 @@
+# Two commands on a fresh machine: `make book` and `make test`. Both set up .venv first (once).
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: setup book test clean exercises
+
+setup: $(STAMP)
+
+# torch is pinned to the local CPU wheel and installed BEFORE the project, so that the project's
+# `torch>=2.4` is already satisfied and pip never pulls a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[course]"
+	touch $(STAMP)
+
+book: $(STAMP)
+	$(VENV)/bin/jupyter-book build -W -n --keep-going .
+	@echo ""
+	@echo "The book is in $(CURDIR)/_build/html: open file://$(CURDIR)/_build/html/index.html"
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 --durations=10
+
+# Regenerate the student notebooks in exercises/ from solutions/ (run after editing a solution).
+exercises: $(STAMP)
+	for d in solutions/ps*/; do $(VENV)/bin/nbgrader generate_assignment $$(basename $$d) --force --no-db; done
+
+clean:
+	rm -rf _build

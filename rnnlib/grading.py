@@ -1,0 +1,156 @@
+"""What hidden tests call: compare a student's function with the reference implementation.
+
+Every check draws its inputs when grading runs, from a seed chosen then (and printed in the
+message, so a failure can be reproduced), so an answer cannot be fitted to known inputs. A failed
+check raises :class:`GradingError` (an ``AssertionError``, which nbgrader scores as 0 for that cell)
+with a message that says what differs: the call, the input shapes, which output, its shape, the
+largest error and where it is. An answer that merely calls the rnnlib reference fails with a message
+that says so.
+"""
+import secrets
+import sys
+from contextlib import contextmanager
+
+import numpy as np
+
+
+class GradingError(AssertionError):
+    """A check failed; the message is meant for the student."""
+
+
+def describe(args):
+    """``[('x', array)]`` -> ``"x (3, 4) float64"`` for messages."""
+    parts = []
+    for name, value in args:
+        if isinstance(value, np.ndarray):
+            parts.append(f"{name} {value.shape} {value.dtype}")
+        else:
+            parts.append(f"{name}={value!r}")
+    return ", ".join(parts)
+
+
+def compare_arrays(label, got, expected, rtol, atol):
+    """Raise :class:`GradingError` unless ``got`` matches the array ``expected``."""
+    if isinstance(got, tuple):
+        raise GradingError(f"{label}: expected one array of shape {np.shape(expected)}, got a tuple of {len(got)} values")
+    if not isinstance(got, (np.ndarray, np.generic, float, int, list)):
+        raise GradingError(f"{label}: expected an array of shape {np.shape(expected)}, got {type(got).__name__}")
+    try:
+        got = np.asarray(got, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise GradingError(f"{label}: could not be read as an array of numbers") from None
+    expected = np.asarray(expected, dtype=np.float64)
+    if got.shape != expected.shape:
+        raise GradingError(f"{label}: expected shape {expected.shape}, got shape {got.shape}")
+    if not np.all(np.isfinite(got)):
+        where = tuple(int(i) for i in np.argwhere(~np.isfinite(got))[0])
+        raise GradingError(f"{label}: contains {got[where]} at index {where}")
+    err = np.abs(got - expected)
+    bad = err > atol + rtol * np.abs(expected)
+    if np.any(bad):
+        where = np.unravel_index(np.argmax(np.where(bad, err, -1)), err.shape)
+        where = tuple(int(i) for i in where)
+        raise GradingError(
+            f"{label}: {int(bad.sum())} of {bad.size} values differ; largest error {err.max():.3g}; "
+            f"at index {where} got {got[where]:.6g}, expected {expected[where]:.6g}")
+
+
+def compare_outputs(name, got, expected, output_names, rtol, atol):
+    """Compare one output or a tuple of outputs, naming each one in messages."""
+    if len(output_names) == 1:
+        compare_arrays(f"{name}: output {output_names[0]}", got, expected, rtol, atol)
+        return
+    if not isinstance(got, (tuple, list)) or len(got) != len(output_names):
+        n = len(got) if isinstance(got, (tuple, list)) else 1
+        raise GradingError(f"{name} must return {len(output_names)} values ({', '.join(output_names)}), "
+                           f"it returned {n}")
+    for out_name, g, e in zip(output_names, got, expected):
+        compare_arrays(f"{name}: output {out_name}", g, e, rtol, atol)
+
+
+def reference_code():
+    """The code objects of every rnnlib reference function a student might call instead of writing one."""
+    import importlib
+
+    codes = set()
+    for module_name in ("rnnlib.cells", "rnnlib.sequence", "rnnlib.stacked", "rnnlib.losses", "rnnlib.optim"):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        for value in vars(module).values():
+            code = getattr(value, "__code__", None)
+            if code is None or getattr(value, "__module__", None) != module_name:
+                continue
+            if not value.__name__.startswith(("check_", "initial_state", "_")):
+                codes.add(code)
+    return codes
+
+
+@contextmanager
+def watch_calls(codes):
+    """Record, in the yielded list, any call to a function whose code object is in ``codes``."""
+    seen = []
+
+    def profiler(frame, event, arg):
+        if event == "call" and frame.f_code in codes:
+            seen.append(frame.f_code.co_name)
+
+    previous = sys.getprofile()
+    sys.setprofile(profiler)
+    try:
+        yield seen
+    finally:
+        sys.setprofile(previous)
+
+
+def check_function(student_fn, reference_fn, make_inputs, *, name, output_names=("output",), trials=3,
+                   rtol=1e-6, atol=1e-8, allow_reference=False):
+    """Check ``student_fn`` against ``reference_fn`` on ``trials`` fresh random inputs.
+
+    make_inputs(rng) -> list of ``(argument name, value)`` passed positionally to both functions.
+    Returns the number of trials passed (all of them); raises :class:`GradingError` otherwise.
+    """
+    if not callable(student_fn):
+        raise GradingError(f"{name} is not a function (got {type(student_fn).__name__})")
+    codes = set() if allow_reference else reference_code()
+    for trial in range(trials):
+        seed = secrets.randbits(32)
+        args = make_inputs(np.random.default_rng(seed))
+        expected = reference_fn(*[np.copy(v) if isinstance(v, np.ndarray) else v for _, v in args])
+        call = f"{name}({describe(args)}) [seed {seed}]"
+        try:
+            with watch_calls(codes) as called:
+                got = student_fn(*[np.copy(v) if isinstance(v, np.ndarray) else v for _, v in args])
+        except NotImplementedError:
+            raise GradingError(f"{name} is not implemented yet (it raised NotImplementedError)") from None
+        except Exception as exc:  # the student's error, reported as a message
+            raise GradingError(f"{call} raised {type(exc).__name__}: {exc}") from None
+        if called:
+            raise GradingError(f"{name} calls the rnnlib reference ({', '.join(sorted(set(called)))}) instead of "
+                               f"computing the answer itself: this part scores 0")
+        try:
+            compare_outputs(name, got, expected, output_names, rtol, atol)
+        except GradingError as err:
+            raise GradingError(f"for {call}:\n{err}") from None
+    return trials
+
+
+def random_rnn_args(rng, with_output=False, sequence_input=False):
+    """Random shapes and float64 values for one RNN layer (and an output layer)."""
+    B, T, D, H, O = (int(rng.integers(1, n)) for n in (5, 7, 5, 7, 4))
+    x = rng.standard_normal((B, T, D) if sequence_input else (B, D))
+    args = [("x", x), ("h0" if sequence_input else "h_prev", rng.standard_normal((B, H)) * 0.5),
+            ("W_ih", rng.standard_normal((H, D)) * 0.5), ("W_hh", rng.standard_normal((H, H)) * 0.5),
+            ("b_ih", rng.standard_normal(H) * 0.1), ("b_hh", rng.standard_normal(H) * 0.1)]
+    if with_output:
+        args += [("W_out", rng.standard_normal((O, H))), ("b_out", rng.standard_normal(O))]
+    return args
+
+
+def check_value(name, got, expected, *, rtol=0.0, atol=5e-3):
+    """Check a number or array a student computed (for example by hand) against the expected one."""
+    if got is None or got is Ellipsis:
+        raise GradingError(f"{name} has no value yet")
+    compare_arrays(name, got, expected, rtol, atol)
+    return True
