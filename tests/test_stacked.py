@@ -7,6 +7,10 @@ from rnnlib import gradcheck, sequence, stacked, torch_io
 
 TOL = 1e-7
 EPS = 1e-5  # finite-difference step: balances truncation (eps^2) and rounding (1e-16 |loss| / eps)
+# Through two layers some weight gradients are ~1e-4 while the difference quotient is only accurate to
+# ~1e-10 absolute, so the element-wise relative error of a correct gradient reaches a few 1e-7 (a wrong
+# one gives 1e-2 or worse). The exact comparison is the one against torch autograd above (< 1e-7).
+FD_TOL = 1e-6
 MODULES = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
 
 
@@ -111,7 +115,7 @@ def test_stack_backward_by_finite_differences(rng, kind):
     grads = {"x": dx, **dict(zip(["h0", "c0"], dstate0 if kind == "lstm" else [dstate0]))}
     grads.update({f"l{layer}d{d}.{name}": g[name] for layer, gs in enumerate(dlayers) for d, g in enumerate(gs) for name in g})
     errors = gradcheck.check_gradients(lambda: forward()[0], {**arrays, **params}, grads, EPS)
-    assert max(errors.values()) < TOL, errors
+    assert max(errors.values()) < FD_TOL, errors
 
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
@@ -119,7 +123,7 @@ def test_stack_backward_by_finite_differences(rng, kind):
 def test_stack_round_trip_is_bit_identical(rng, kind, dtype):
     m = torch_module(kind, 3, 4, num_layers=2, bidirectional=True, dtype=dtype)
     layers = torch_io.stack_from_torch(m)
-    assert [len(d) for d in layers] == [2, 2] and layers[1][0]["W_ih"].shape == (torch_io_gates(kind) * 4, 8)
+    assert [len(d) for d in layers] == [2, 2] and layers[1][0]["W_ih"].shape == (stacked.GATES[kind] * 4, 8)
     m2 = torch_io.stack_to_torch(layers, torch_module(kind, 3, 4, dtype=dtype, seed=1))
     for name, param in m.named_parameters():
         assert torch.equal(param, getattr(m2, name)), name
@@ -131,10 +135,6 @@ def test_stack_round_trip_is_bit_identical(rng, kind, dtype):
             for p, q in zip(ps, qs):
                 for k in p:
                     np.testing.assert_array_equal(p[k], q[k])
-
-
-def torch_io_gates(kind):
-    return stacked.GATES[kind]
 
 
 def test_stack_from_torch_covers_every_parameter():
