@@ -22,7 +22,7 @@ book: $(STAMP)
 	@echo "The book is in $(CURDIR)/_build/html: open file://$(CURDIR)/_build/html/index.html"
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --durations=10
+	$(PY) -m pytest -n 2 --dist loadfile --durations=15
 
 # Regenerate the student notebooks in exercises/ from solutions/ (run after editing a solution).
 exercises: $(STAMP)
