@@ -10,10 +10,13 @@ setup: $(STAMP)
 
 # torch is pinned to the local CPU wheel and installed BEFORE the project, so that the project's
 # `torch>=2.4` is already satisfied and pip never pulls a multi-GB CUDA build.
-$(STAMP): pyproject.toml
+# Extra setup steps (system packages, static assets) live in setup.d/*.sh, run in order, each safe
+# to run twice.
+$(STAMP): pyproject.toml $(wildcard setup.d/*.sh)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[course]"
+	for step in setup.d/*.sh; do [ -e "$$step" ] || continue; echo "setup: $$step"; bash "$$step" || exit 1; done
 	touch $(STAMP)
 
 book: $(STAMP)
