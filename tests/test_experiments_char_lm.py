@@ -1,0 +1,65 @@
+"""experiments/char_lm.py in its tiny configuration, and the pieces chapter 10 relies on."""
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "experiments"))
+import char_lm  # noqa: E402
+
+
+def test_tiny_run_writes_results_with_provenance(tmp_path):
+    out = tmp_path / "char_lm.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "char_lm.py"), "--tiny", "--no-progress",
+                           "--out", str(out)], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    prov = result["provenance"]
+    assert "char_lm.py --tiny" in prov["command"]
+    assert len(prov["git_commit"]) == 40 and prov["date_utc"] and prov["machine"]["cpu_count"] >= 1
+    hist = result["history"]
+    assert hist["step"][-1] == char_lm.TINY["steps"] and len(hist["held_out_bpc"]) == len(hist["step"])
+    assert result["held_out_bpc"] == hist["held_out_bpc"][-1] > 0
+    assert set(result["samples"]) == {str(t) for t in char_lm.TINY["temperatures"]}
+    for text in result["samples"].values():
+        assert text.startswith(char_lm.TINY["prompt"])
+        assert len(text) == len(char_lm.TINY["prompt"]) + char_lm.TINY["sample_chars"]
+    d = result["data"]
+    assert d["train_chars"] + d["held_out_chars"] == d["chars"] == char_lm.TINY["max_chars"]
+
+
+def test_split_keeps_the_held_out_text_apart():
+    vocab, train_ids, held_ids = char_lm.split_text(10_000, held_out=0.1)
+    assert len(train_ids) == 9_000 and len(held_ids) == 1_000
+    assert vocab.decode(np.concatenate([train_ids, held_ids])) == char_lm.data.char_corpus(10_000)
+
+
+def test_bits_per_char_of_a_uniform_model_is_log2_vocab():
+    V = 37
+
+    class Uniform(torch.nn.Module):
+        kind = "uniform"
+
+        def forward(self, tokens):
+            return torch.zeros(*tokens.shape, V)
+
+    ids = np.random.default_rng(0).integers(0, V, 1000)
+    assert char_lm.bits_per_char(Uniform(), ids, 50) == pytest.approx(math.log2(V), rel=1e-6)
+    # the unigram baseline of a uniform stream is close to log2(V), never below the entropy of its counts
+    assert char_lm.unigram_bpc(ids, ids, V) == pytest.approx(math.log2(V), abs=0.1)
+
+
+def test_low_temperature_sampling_is_greedy_and_temperature_must_be_positive():
+    vocab, train_ids, _ = char_lm.split_text(2_000)
+    model = char_lm.make_model("gru", len(vocab), 8, 1, seed=0)
+    a = char_lm.sample(model, vocab, "ab", 20, 1e-4, seed=1)
+    b = char_lm.sample(model, vocab, "ab", 20, 1e-4, seed=2)
+    assert a == b  # at a tiny temperature the draw no longer depends on the random seed
+    with pytest.raises(ValueError, match="temperature"):
+        char_lm.sample(model, vocab, "ab", 5, 0.0, seed=0)
