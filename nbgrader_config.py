@@ -1,19 +1,48 @@
-"""nbgrader configuration of the course. The course root is the folder that holds this file."""
+"""nbgrader configuration of the course. The course root is the folder that holds this file.
+
+Student code runs sandboxed (see docs/grading.md, "Grading a class"): the autograde step executes
+notebooks with ``coursegrade.execute.SandboxedExecute`` in the ``rnn-sandbox`` kernel (bubblewrap: no
+network, resource limits, no view of the course), and refuses to run if the sandbox is unavailable
+(``COURSEGRADE_UNSAFE=1`` overrides, loudly). ``python -m coursegrade ASSIGNMENT`` grades a class.
+"""
 import os
+import sys
 
 c = get_config()  # noqa: F821 (provided by nbgrader)
 root = os.path.dirname(os.path.abspath(__file__))
+if root not in sys.path:
+    sys.path.insert(0, root)  # coursegrade/ lives next to this file
 
 c.CourseDirectory.root = root
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "exercises"
-c.CourseDirectory.db_url = "sqlite:///" + os.path.join(root, "gradebook.db")
+c.CourseDirectory.db_url = "sqlite:///" + os.path.join(root, "gradebook.db") + "?timeout=120"
 
 # Students see a stub where a solution was.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
-# Hidden tests call rnnlib.assignments; the notebook kernel must be able to import rnnlib.
-c.Execute.timeout = 120
+
+# Autograding: the sandboxed executor instead of nbgrader's plain Execute.
+c.Autograde.autograde_preprocessors = [
+    "coursegrade.execute.SandboxedExecute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+c.Execute.kernel_name = "rnn-sandbox"  # the sandbox's kernel spec (python -m coursegrade --install-kernel)
+c.Execute.timeout = 60                 # seconds per cell
 c.Execute.interrupt_on_timeout = True
+c.SandboxedExecute.notebook_timeout = 300  # seconds per notebook (and the CPU-time limit)
+c.SandboxedExecute.memory_bytes = 4 << 30
+c.SandboxedExecute.processes = 64
+c.SandboxedExecute.file_bytes = 64 << 20
+c.SandboxedExecute.max_output_bytes = 1 << 20
+c.LimitOutput.max_lines = 1000
+# A deleted test cell is put back (and graded), with a note saying so.
+c.OverwriteCells.add_missing_cells = True
+
 # Feedback must not reveal hidden tests: strip them from the feedback notebook.
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
