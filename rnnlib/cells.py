@@ -68,16 +68,17 @@ def sigmoid(a, out=None):
         return np.reciprocal(out, out=out)
 
 
-def lstm_activate(a):
-    """Turn LSTM pre-activations ``a (..., 4H)`` into the gates i, f, g, o **in place**.
+def lstm_activate(a, out=None):
+    """The LSTM gates i, f, g, o from their pre-activations ``a (..., 4H)`` (torch's gate order).
 
-    i, f and o go through the sigmoid, g through tanh; the gate order is torch's. Returns ``a``.
+    i, f and o go through the sigmoid, g through tanh. ``out`` (same shape, not ``a`` itself) may
+    receive the result. All four blocks go through the sigmoid in one pass and g is then
+    overwritten: fewer, larger NumPy calls are faster than one per gate (measured).
     """
     H = a.shape[-1] // 4
-    sigmoid(a[..., :2 * H], out=a[..., :2 * H])  # i, f
-    np.tanh(a[..., 2 * H:3 * H], out=a[..., 2 * H:3 * H])  # g
-    sigmoid(a[..., 3 * H:], out=a[..., 3 * H:])  # o
-    return a
+    out = sigmoid(a, out=out)
+    np.tanh(a[..., 2 * H:3 * H], out=out[..., 2 * H:3 * H])
+    return out
 
 
 def lstm_step_forward(x, h_prev, c_prev, W_ih, W_hh, b_ih, b_hh):

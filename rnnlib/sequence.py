@@ -85,36 +85,69 @@ def linear_backward(dy, cache):
     return dy @ W, dy2.T @ h2, dy2.sum(axis=0)
 
 
+def time_major(a):
+    """``(B, T, ...)`` -> a contiguous ``(T, B, ...)`` copy, so that step t's slice ``[t]`` is contiguous."""
+    return np.ascontiguousarray(a.swapaxes(0, 1))
+
+
+def gate_views(a, n):
+    """The ``n`` gate blocks of ``a (..., n*H)`` as views ``(..., H)`` (``np.split`` is slower)."""
+    H = a.shape[-1] // n
+    return [a[..., k * H:(k + 1) * H] for k in range(n)]
+
+
 def lstm_forward(x, h0, c0, W_ih, W_hh, b_ih, b_hh):
     """Run an LSTM over a batch of sequences (gates i, f, g, o as ``torch.nn.LSTM``).
 
     x (B, T, D), h0 and c0 (B, H) or None (zeros) -> hs (B, T, H) (the hidden state after every
     step), cache. The cell states are in the cache: :func:`lstm_cell_states`.
+
+    The same arithmetic as :func:`rnnlib.cells.lstm_step_forward` T times (tested), arranged for
+    speed: the loop works on time-major ``(T, B, ...)`` buffers, so that step t's arrays are
+    contiguous, and writes into them in place (``out=``) instead of allocating per step.
+    ``hs[t]``, ``cs[t]`` are the states entering step t; the step writes ``hs[t + 1]``, ``cs[t + 1]``.
     """
     D, H = check_rnn_params(W_ih, W_hh, b_ih, b_hh, gates=4)
     x = check_shape("x", x, (None, None, D))
     check_same_dtype(x=x, W_ih=W_ih)
     B, T, _ = x.shape
-    h = initial_state("h0", h0, B, H, x.dtype)
-    c = initial_state("c0", c0, B, H, x.dtype)
-    h_init, c_init = h, c
-    gates = x @ W_ih.T + (b_ih + b_hh)  # (B, T, 4H): the input part of every step at once
-    hs = np.empty((B, T, H), dtype=x.dtype)
-    cs = np.empty((B, T, H), dtype=x.dtype)
-    tanh_cs = np.empty((B, T, H), dtype=x.dtype)
+    xs = time_major(x)  # (T, B, D)
+    gates = (xs.reshape(T * B, D) @ W_ih.T).reshape(T, B, 4 * H)  # input part of every step, one matmul
+    gates += b_ih + b_hh
+    hs = np.empty((T + 1, B, H), dtype=x.dtype)
+    cs = np.empty((T + 1, B, H), dtype=x.dtype)
+    hs[0] = initial_state("h0", h0, B, H, x.dtype)
+    cs[0] = initial_state("c0", c0, B, H, x.dtype)
+    tanh_cs = np.empty((T, B, H), dtype=x.dtype)
+    W_hh_T = np.ascontiguousarray(W_hh.T)  # (H, 4H): BLAS is faster on it than on the transposed view
+    i, f, g, o = gate_views(gates, 4)  # (T, B, H) views
+    a = np.empty((B, 4 * H), dtype=x.dtype)  # pre-activations of one step
+    ig = np.empty((B, H), dtype=x.dtype)  # i * g of one step
     for t in range(T):
-        a = gates[:, t]
-        a += h @ W_hh.T  # add the hidden part, then activate in place: gates[:, t] holds i, f, g, o
-        i, f, g, o = np.split(cells.lstm_activate(a), 4, axis=1)
-        c = cs[:, t] = f * c + i * g
-        tanh_c = tanh_cs[:, t] = np.tanh(c)
-        h = hs[:, t] = o * tanh_c
-    return hs, (x, h_init, c_init, hs, cs, tanh_cs, gates, W_ih, W_hh)
+        np.matmul(hs[t], W_hh_T, out=a)
+        a += gates[t]  # hidden part + input part; gates[t] then receives the gates themselves
+        cells.lstm_activate(a, out=gates[t])
+        np.multiply(f[t], cs[t], out=cs[t + 1])
+        cs[t + 1] += np.multiply(i[t], g[t], out=ig)  # c = f * c_prev + i * g
+        np.tanh(cs[t + 1], out=tanh_cs[t])
+        np.multiply(o[t], tanh_cs[t], out=hs[t + 1])  # h = o * tanh(c)
+    return time_major(hs[1:]), (xs, hs, cs, tanh_cs, gates, W_ih, W_hh)
 
 
 def lstm_cell_states(cache):
     """The cell states ``cs (B, T, H)`` kept in an :func:`lstm_forward` cache (``cs[:, -1]`` is torch's ``c_n``)."""
-    return cache[4]
+    cs = cache[2]
+    return cs[1:].swapaxes(0, 1)
+
+
+def lstm_gate_derivatives(gates, out):
+    """Derivative of each gate's nonlinearity, from its output, into ``out``: ``s (1 - s)`` for the
+    sigmoid gates i, f, o and ``1 - g^2`` for the tanh gate g. ``gates``, ``out``: ``(B, 4H)``."""
+    np.subtract(1.0, gates, out=out)
+    out *= gates
+    g, d_g = gate_views(gates, 4)[2], gate_views(out, 4)[2]
+    np.multiply(g, g, out=d_g)
+    return np.subtract(1.0, d_g, out=d_g)
 
 
 def lstm_backward(dhs, cache, dc_last=None):
@@ -123,31 +156,44 @@ def lstm_backward(dhs, cache, dc_last=None):
     dhs (B, T, H) is the upstream gradient of each ``hs[:, t]`` (as in :func:`rnn_backward`);
     ``dc_last (B, H)``, optional, that of the last cell state. The gradients that flow back through
     h and c are added here. Returns ``(dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh)``.
+
+    Per step, with ``dh`` and ``dc`` the gradients at h and c (from above and from step t + 1)::
+
+        dc += dh * o * (1 - tanh(c)^2)                              # through h = o * tanh(c)
+        d[i, f, g, o] = [dc * g, dc * c_prev, dc * i, dh * tanh(c)]  # at the gates' outputs
+        da = d[i, f, g, o] * [s(1-s), s(1-s), 1-g^2, s(1-s)]        # at the pre-activations
+        dh_prev = da @ W_hh;  dc_prev = dc * f
+
+    The weight gradients are summed over steps after the loop, one matmul each.
     """
-    x, h0, c0, hs, cs, tanh_cs, gates, W_ih, W_hh = cache
-    dhs = check_shape("dhs", dhs, hs.shape)
-    B, T, H = hs.shape
-    dh_next = np.zeros_like(h0)  # gradient arriving at h from step t+1
-    dc_next = np.zeros_like(c0) if dc_last is None else check_shape("dc_last", dc_last, c0.shape)
-    da = np.empty_like(gates)  # gradient at the pre-activations of every step
+    xs, hs, cs, tanh_cs, gates, W_ih, W_hh = cache
+    T, B, H = tanh_cs.shape
+    dhs = time_major(check_shape("dhs", dhs, (B, T, H)))
+    dc = np.zeros((B, H), dtype=xs.dtype) if dc_last is None else check_shape("dc_last", dc_last, (B, H)).copy()
+    dh = np.zeros((B, H), dtype=xs.dtype)  # gradient at h arriving from step t + 1
+    i, f, g, o = gate_views(gates, 4)  # (T, B, H) views
+    dc_dh = o * (1.0 - tanh_cs * tanh_cs)  # (T, B, H): dc/dh through h = o * tanh(c), every step
+    da = np.empty_like(gates)  # (T, B, 4H): gradient at the pre-activations of every step
+    dgates = np.empty((B, 4 * H), dtype=xs.dtype)  # gradient at the gates' outputs, one step
+    d_i, d_f, d_g, d_o = gate_views(dgates, 4)
+    tmp = np.empty((B, H), dtype=xs.dtype)
     for t in reversed(range(T)):
-        i, f, g, o = np.split(gates[:, t], 4, axis=1)
-        c_prev = cs[:, t - 1] if t > 0 else c0
-        dh = dhs[:, t] + dh_next
-        tanh_c = tanh_cs[:, t]
-        dc = dc_next + dh * o * (1.0 - tanh_c * tanh_c)
-        da[:, t, :H] = dc * g * i * (1.0 - i)
-        da[:, t, H:2 * H] = dc * c_prev * f * (1.0 - f)
-        da[:, t, 2 * H:3 * H] = dc * i * (1.0 - g * g)
-        da[:, t, 3 * H:] = dh * tanh_c * o * (1.0 - o)
-        dh_next = da[:, t] @ W_hh
-        dc_next = dc * f
-    h_prev = np.concatenate([h0[:, None], hs[:, :-1]], axis=1)  # state entering each step
-    dx = da @ W_ih
-    dW_ih = np.einsum("btg,btd->gd", da, x)
-    dW_hh = np.einsum("btg,btk->gk", da, h_prev)
-    db = da.sum(axis=(0, 1))
-    return dx, dh_next, dc_next, dW_ih, dW_hh, db, db.copy()
+        dh += dhs[t]
+        dc += np.multiply(dh, dc_dh[t], out=tmp)
+        np.multiply(dc, g[t], out=d_i)
+        np.multiply(dc, cs[t], out=d_f)
+        np.multiply(dc, i[t], out=d_g)
+        np.multiply(dh, tanh_cs[t], out=d_o)
+        lstm_gate_derivatives(gates[t], out=da[t])
+        da[t] *= dgates
+        np.matmul(da[t], W_hh, out=dh)
+        dc *= f[t]
+    da2 = da.reshape(T * B, 4 * H)
+    dx = time_major((da2 @ W_ih).reshape(T, B, -1))
+    dW_ih = da2.T @ xs.reshape(T * B, -1)  # one matmul over all steps (faster than np.einsum: measured)
+    dW_hh = da2.T @ hs[:-1].reshape(T * B, H)  # hs[:-1]: the state entering each step
+    db = da2.sum(axis=0)
+    return dx, dh, dc, dW_ih, dW_hh, db, db.copy()
 
 
 def gru_forward(x, h0, W_ih, W_hh, b_ih, b_hh):
