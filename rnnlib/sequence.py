@@ -3,6 +3,11 @@
 ``x (B, T, D)`` is batch-first. The input projection ``x @ W_ih.T + b_ih`` has no recurrence, so it
 is computed for every step at once; only the hidden-to-hidden part loops over time. The result is
 the same as calling :func:`rnnlib.cells.rnn_step_forward` T times (tested).
+
+The LSTM and GRU loops are written for speed (see ``benchmarks/lstm_vs_torch.py``): they run on
+time-major ``(T, B, ...)`` copies, so that the arrays of step t are contiguous (slices ``[:, t]`` of a
+batch-first array were several times slower to compute on), and write into preallocated arrays
+(``out=``) instead of allocating new ones at every step. Inputs and outputs stay batch-first.
 """
 import numpy as np
 
@@ -199,53 +204,79 @@ def lstm_backward(dhs, cache, dc_last=None):
 def gru_forward(x, h0, W_ih, W_hh, b_ih, b_hh):
     """Run a GRU over a batch of sequences (gates r, z, n and ``b_hn`` placed as ``torch.nn.GRU``).
 
-    x (B, T, D), h0 (B, H) or None -> hs (B, T, H), cache.
+    x (B, T, D), h0 (B, H) or None -> hs (B, T, H), cache. The same arithmetic as
+    :func:`rnnlib.cells.gru_step_forward` T times (tested), on time-major buffers like :func:`lstm_forward`.
     """
     D, H = check_rnn_params(W_ih, W_hh, b_ih, b_hh, gates=3)
     x = check_shape("x", x, (None, None, D))
     check_same_dtype(x=x, W_ih=W_ih)
     B, T, _ = x.shape
-    h = initial_state("h0", h0, B, H, x.dtype)
-    h_init = h
-    a_i = x @ W_ih.T + b_ih  # (B, T, 3H): the input part of every step at once
-    a_i[..., :2 * H] += b_hh[:2 * H]  # b_hr and b_hz are plain biases; b_hn stays inside r * (...)
-    gates = np.empty_like(a_i)  # r, z, n of every step
-    hns = np.empty((B, T, H), dtype=x.dtype)  # W_hn h_prev + b_hn of every step
-    hs = np.empty((B, T, H), dtype=x.dtype)
+    xs = time_major(x)  # (T, B, D)
+    gates = (xs.reshape(T * B, D) @ W_ih.T).reshape(T, B, 3 * H)  # input part of every step, one matmul
+    gates += b_ih
+    gates[..., :2 * H] += b_hh[:2 * H]  # b_hr and b_hz are plain biases; b_hn stays inside r * (...)
+    hs = np.empty((T + 1, B, H), dtype=x.dtype)  # hs[t]: the state entering step t
+    hs[0] = initial_state("h0", h0, B, H, x.dtype)
+    hns = np.empty((T, B, H), dtype=x.dtype)  # W_hn h_prev + b_hn of every step
+    W_hh_T = np.ascontiguousarray(W_hh.T)
+    r, z, n = gate_views(gates, 3)  # (T, B, H) views; gates[t] receives r, z, n
+    a_h = np.empty((B, 3 * H), dtype=x.dtype)  # h_prev @ W_hh.T of one step
     for t in range(T):
-        a_h = h @ W_hh.T
-        rz = cells.sigmoid(a_i[:, t, :2 * H] + a_h[:, :2 * H], out=gates[:, t, :2 * H])
-        r, z = rz[:, :H], rz[:, H:]
-        hn = hns[:, t] = a_h[:, 2 * H:] + b_hh[2 * H:]
-        n = np.tanh(a_i[:, t, 2 * H:] + r * hn, out=gates[:, t, 2 * H:])
-        h = hs[:, t] = n + z * (h - n)
-    return hs, (x, h_init, hs, gates, hns, W_ih, W_hh)
+        np.matmul(hs[t], W_hh_T, out=a_h)
+        rz = gates[t, :, :2 * H]
+        rz += a_h[:, :2 * H]
+        cells.sigmoid(rz, out=rz)  # r and z in one pass
+        np.add(a_h[:, 2 * H:], b_hh[2 * H:], out=hns[t])
+        n[t] += np.multiply(r[t], hns[t], out=a_h[:, 2 * H:])
+        np.tanh(n[t], out=n[t])  # n = tanh(W_in x + b_in + r * (W_hn h_prev + b_hn))
+        np.subtract(hs[t], n[t], out=hs[t + 1])
+        hs[t + 1] *= z[t]
+        hs[t + 1] += n[t]  # h = n + z * (h_prev - n) = (1 - z) * n + z * h_prev
+    return time_major(hs[1:]), (xs, hs, gates, hns, W_ih, W_hh)
 
 
 def gru_backward(dhs, cache):
     """Backpropagation through time for :func:`gru_forward`.
 
     Returns ``(dx, dh0, dW_ih, dW_hh, db_ih, db_hh)`` (``db_ih`` and ``db_hh`` differ in the n gate).
+    Per step, with ``dh`` the gradient at h (from above and from step t + 1)::
+
+        da_n = dh * (1 - z) * (1 - n^2)               # at n's pre-activation, i.e. at W_in x + b_in
+        da_z = dh * (h_prev - n) * z (1 - z)
+        da_r = da_n * (W_hn h_prev + b_hn) * r (1 - r)
+        da_h = [da_r, da_z, da_n * r]                 # at h_prev @ W_hh.T + b_hh
+        dh_prev = dh * z + da_h @ W_hh
     """
-    x, h0, hs, gates, hns, W_ih, W_hh = cache
-    dhs = check_shape("dhs", dhs, hs.shape)
-    B, T, H = hs.shape
-    da_h = np.empty_like(gates)  # gradient at h_prev @ W_hh.T + b_hh of every step
-    da_n = np.empty_like(hs)  # gradient at the pre-activation of n (= at W_in x + b_in)
-    dh_next = np.zeros_like(h0)
+    xs, hs, gates, hns, W_ih, W_hh = cache
+    T, B, H = hns.shape
+    dhs = time_major(check_shape("dhs", dhs, (B, T, H)))
+    da_h = np.empty_like(gates)  # (T, B, 3H): gradient at h_prev @ W_hh.T + b_hh of every step
+    da_n = np.empty_like(hns)  # (T, B, H): gradient at the pre-activation of n
+    r, z, n = gate_views(gates, 3)
+    dh = np.zeros((B, H), dtype=xs.dtype)  # gradient at h arriving from step t + 1
+    tmp = np.empty((B, H), dtype=xs.dtype)
     for t in reversed(range(T)):
-        r, z, n = np.split(gates[:, t], 3, axis=1)
-        h_prev = hs[:, t - 1] if t > 0 else h0
-        dh = dhs[:, t] + dh_next
-        dan = da_n[:, t] = dh * (1.0 - z) * (1.0 - n * n)
-        da_h[:, t, :H] = dan * hns[:, t] * r * (1.0 - r)
-        da_h[:, t, H:2 * H] = dh * (h_prev - n) * z * (1.0 - z)
-        da_h[:, t, 2 * H:] = dan * r
-        dh_next = dh * z + da_h[:, t] @ W_hh
+        da_r, da_z, da_hn = gate_views(da_h[t], 3)
+        dh += dhs[t]
+        np.multiply(n[t], n[t], out=da_n[t])
+        np.subtract(1.0, da_n[t], out=da_n[t])
+        da_n[t] *= dh
+        np.subtract(1.0, z[t], out=tmp)
+        da_n[t] *= tmp
+        np.multiply(da_n[t], r[t], out=da_hn)
+        np.subtract(1.0, gates[t, :, :2 * H], out=da_h[t, :, :2 * H])  # s (1 - s) for r and z
+        da_h[t, :, :2 * H] *= gates[t, :, :2 * H]
+        da_r *= da_n[t]
+        da_r *= hns[t]
+        np.subtract(hs[t], n[t], out=tmp)
+        tmp *= dh
+        da_z *= tmp
+        dh *= z[t]
+        dh += np.matmul(da_h[t], W_hh, out=tmp)
     da_i = da_h.copy()  # gradient at x @ W_ih.T + b_ih: the same for r and z, not for n
     da_i[..., 2 * H:] = da_n
-    h_prev = np.concatenate([h0[:, None], hs[:, :-1]], axis=1)
-    dx = da_i @ W_ih
-    dW_ih = np.einsum("btg,btd->gd", da_i, x)
-    dW_hh = np.einsum("btg,btk->gk", da_h, h_prev)
-    return dx, dh_next, dW_ih, dW_hh, da_i.sum(axis=(0, 1)), da_h.sum(axis=(0, 1))
+    da_i2, da_h2 = da_i.reshape(T * B, 3 * H), da_h.reshape(T * B, 3 * H)
+    dx = time_major((da_i2 @ W_ih).reshape(T, B, -1))
+    dW_ih = da_i2.T @ xs.reshape(T * B, -1)
+    dW_hh = da_h2.T @ hs[:-1].reshape(T * B, H)
+    return dx, dh, dW_ih, dW_hh, da_i2.sum(axis=0), da_h2.sum(axis=0)
