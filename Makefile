@@ -22,7 +22,8 @@ $(STAMP): pyproject.toml $(wildcard setup.d/*.sh)
 book: $(STAMP)
 	$(VENV)/bin/jupyter-book build -W -n --keep-going .
 	@echo ""
-	@echo "The book is in $(CURDIR)/_build/html: open file://$(CURDIR)/_build/html/index.html"
+	@echo "The book is in $(CURDIR)/_build/html"
+	@echo "Serve it locally (search and downloads need a server): python -m http.server -d _build/html 8000   then open http://127.0.0.1:8000"
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile --durations=15

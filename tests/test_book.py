@@ -22,7 +22,7 @@ def test_book_builds_without_warnings(built_book):
 
 
 def test_every_chapter_is_an_executable_myst_notebook():
-    for page in toc_files():
+    for page in [p for p in toc_files() if p.startswith("chapters/")]:  # not the glossary, bibliography
         text = (ROOT / f"{page}.md").read_text()
         assert re.search(r"jupytext:\s+text_representation:\s+extension: \.md\s+format_name: myst", text), page
         assert "```{code-cell}" in text, f"{page} has no code cell"
