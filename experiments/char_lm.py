@@ -39,7 +39,7 @@ from reber import provenance  # noqa: E402  (one provenance record for every exp
 ROOT = Path(__file__).resolve().parents[1]
 
 FULL = dict(kind="lstm", d_model=128, n_layers=2, seq_len=100, batch_size=32, steps=600, lr=3e-3,
-            lr_min=3e-4, clip=1.0, eval_every=50, held_out=0.1, max_chars=200_000, seed=0,
+            lr_min=3e-4, clip=1.0, eval_every=50, held_out=0.1, max_chars=400_000, seed=0,
             temperatures=(0.2, 0.5, 0.8, 1.0, 1.5), sample_chars=300, prompt="def ")
 TINY = dict(FULL, d_model=16, n_layers=1, seq_len=32, batch_size=8, steps=6, eval_every=3,
             max_chars=20_000, temperatures=(0.5, 1.0), sample_chars=40)
