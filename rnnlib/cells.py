@@ -6,6 +6,10 @@ states is ``h (B, H)`` and the weights are ``W_ih (H, D)``, ``W_hh (H, H)``, ``b
 
     h = tanh(x @ W_ih.T + b_ih + h_prev @ W_hh.T + b_hh)
 
+The LSTM and GRU cells below compute ``torch.nn.LSTMCell`` and ``torch.nn.GRUCell`` with the same
+weights: their gates are stacked along the first axis (``W_ih (4H, D)`` for i, f, g, o; ``(3H, D)``
+for r, z, n), so one matrix product gives every gate.
+
 Forward functions return ``(output, cache)``; backward functions take ``(dout, cache)``.
 """
 import numpy as np
