@@ -1,0 +1,218 @@
+"""Checks for problem set 4 (chapter 5, training): Adam on a dict of arrays, one training epoch over
+minibatches, and scaling a chronological split with training statistics only.
+
+The checks only pass plain data (arrays, numbers, dicts) to the student's code, or objects that the
+student's notebook itself defined (its classes, the notebook's ``linear_step`` and ``SGD``), so they
+work the same whether the student's functions are called directly or through the course grader's
+proxies into a sandboxed kernel. Results are read back the same way: the parameters an optimiser holds
+are read from its ``params`` attribute after the steps.
+
+Besides the functions that :func:`rnnlib.grading.check_function` watches (``rnnlib.optim``, ...), an
+answer here must not call ``rnnlib.train`` (the minibatch loop) or ``rnnlib.data.StandardScaler``
+(the scaler): :func:`forbid_reference_calls` adds those to the watch.
+"""
+import importlib
+import inspect
+
+import numpy as np
+
+from rnnlib import optim
+from rnnlib.grading import GradingError, check_function, reference_code, watch_calls
+
+
+def module_code(module_name):
+    """The code objects of every function and method defined in ``module_name``."""
+    module = importlib.import_module(module_name)
+    codes = set()
+    for value in vars(module).values():
+        if getattr(value, "__module__", None) != module_name:
+            continue
+        if inspect.isfunction(value):
+            codes.add(value.__code__)
+        elif inspect.isclass(value):
+            codes.update(f.__code__ for f in vars(value).values() if inspect.isfunction(f))
+    return codes
+
+
+def forbid_reference_calls(student_fn, name, extra_modules):
+    """Wrap ``student_fn`` so that calling any rnnlib reference, including the functions and methods
+    of ``extra_modules``, fails with the usual "calls the rnnlib reference" message.
+
+    Use with ``check_function(..., allow_reference=True)``: the wrapper does the watching, over the
+    union of :func:`rnnlib.grading.reference_code` and the extra modules.
+    """
+    if not callable(student_fn):
+        raise GradingError(f"{name} is not a function (got {type(student_fn).__name__})")
+    codes = reference_code().union(*(module_code(m) for m in extra_modules))
+
+    def run(*args):
+        with watch_calls(codes) as called:
+            out = student_fn(*args)
+        if called:
+            raise GradingError(f"{name} calls the rnnlib reference ({', '.join(sorted(set(called)))}) instead of "
+                               f"computing the answer itself: this part scores 0")
+        return out
+
+    return run
+
+
+def reraise_reference_calls(check):
+    """Run ``check()``; if it failed because of a reference call, raise that message alone (shorter)."""
+    try:
+        return check()
+    except GradingError as err:
+        text = str(err)
+        marker = "raised GradingError: "
+        if marker in text and "calls the rnnlib reference" in text:
+            raise GradingError(text.split(marker, 1)[1]) from None
+        raise
+
+
+# ----------------------------------------------------------------------------------------------
+# 1. Adam
+
+
+def read_params(optimizer, names):
+    """The arrays ``optimizer.params[name]`` after training, with a clear message if they are missing."""
+    try:
+        params = optimizer.params
+        return tuple(np.asarray(params[name]) for name in names)
+    except Exception as exc:  # noqa: BLE001 (the student's object)
+        raise GradingError(f"the optimiser must keep the parameter dict it was built on as its attribute "
+                           f"`params`, with keys {list(names)} ({type(exc).__name__}: {exc})") from None
+
+
+def run_adam(adam_class, W, b, grads_W, grads_b, lr, beta1, beta2, eps):
+    """Build ``adam_class({"W": W, "b": b}, ...)``, take ``len(grads_W)`` steps and return the
+    parameters it holds afterwards (``opt.params["W"]``, ``opt.params["b"]``)."""
+    opt = adam_class({"W": W, "b": b}, lr=lr, betas=(beta1, beta2), eps=eps)
+    for t in range(len(grads_W)):
+        opt.step({"W": grads_W[t].copy(), "b": grads_b[t].copy()})
+    return read_params(opt, ("W", "b"))
+
+
+def _adam_inputs(rng):
+    """Random shapes, 2 to 6 steps, gradients of very different sizes, and random hyper-parameters."""
+    n_steps = int(rng.integers(2, 7))
+    shape_W = (int(rng.integers(1, 5)), int(rng.integers(1, 5)))
+    shape_b = (shape_W[0],)
+    scale_W, scale_b = 10.0 ** rng.uniform(-3, 1, 2)
+    return [("W", rng.standard_normal(shape_W)), ("b", rng.standard_normal(shape_b)),
+            ("grads_W", rng.standard_normal((n_steps, *shape_W)) * scale_W),
+            ("grads_b", rng.standard_normal((n_steps, *shape_b)) * scale_b),
+            ("lr", float(10.0 ** rng.uniform(-3, -1))), ("beta1", float(rng.uniform(0.5, 0.95))),
+            ("beta2", float(rng.uniform(0.9, 0.9999))), ("eps", float(10.0 ** rng.uniform(-8, -2)))]
+
+
+def adam(Adam):
+    student = forbid_reference_calls(lambda *a: run_adam(Adam, *a), "Adam", ["rnnlib.optim"])
+    reraise_reference_calls(lambda: check_function(
+        student, lambda *a: run_adam(optim.Adam, *a), _adam_inputs, name="Adam (several steps)",
+        output_names=("params['W'] after the steps", "params['b'] after the steps"),
+        trials=4, rtol=1e-7, atol=1e-10, allow_reference=True))
+
+
+# ----------------------------------------------------------------------------------------------
+# 2. One training epoch
+
+
+class PlainSGD:
+    """Plain gradient descent for the checks (``rnnlib.optim.SGD`` would count as a reference call)."""
+
+    def __init__(self, params, lr):
+        self.params, self.lr = params, lr
+
+    def step(self, grads):
+        for name, p in self.params.items():
+            p -= self.lr * grads[name]
+
+
+def linear_step_fn(params, batch):
+    """The fixed tiny problem: a linear model on flattened windows, mean squared error. (loss, grads).
+
+    The notebook defines the same function as ``linear_step`` (so that it exists in the student's kernel)."""
+    X, y = batch
+    Xf = X.reshape(len(X), -1)
+    diff = Xf @ params["w"] + params["b"] - y
+    return float(np.mean(diff ** 2)), {"w": 2.0 * Xf.T @ diff / diff.size, "b": 2.0 * diff.sum(axis=0) / diff.size}
+
+
+def tiny_problem():
+    """11 windows of 2 steps x 3 features and their targets, the same every time."""
+    rng = np.random.default_rng(404)
+    X = rng.standard_normal((11, 2, 3))
+    y = X.reshape(11, -1) @ rng.standard_normal((6, 1)) + 0.1 * rng.standard_normal((11, 1))
+    return X, y
+
+
+def train_epoch_reference(step_fn, optimizer, X, y, batch_size, seed):
+    """One epoch in the order ``default_rng(seed).permutation(N)``; returns the mean batch loss."""
+    order = np.random.default_rng(seed).permutation(len(X))
+    batch_losses = []
+    for start in range(0, len(X), batch_size):
+        idx = order[start:start + batch_size]
+        loss, grads = step_fn(optimizer.params, (X[idx], y[idx]))
+        optimizer.step(grads)
+        batch_losses.append(float(loss))
+    return float(np.mean(batch_losses))
+
+
+def run_epochs(train_epoch, step_fn, sgd_class, batch_size, seed, lr):
+    """Two epochs (seeds ``seed`` and ``seed + 1``) of ``train_epoch`` on the tiny problem from fixed
+    initial weights, with plain SGD; returns the two mean losses and the final weights."""
+    X, y = tiny_problem()
+    optimizer = sgd_class({"w": np.full((6, 1), 0.1), "b": np.zeros(1)}, lr)
+    losses = [train_epoch(step_fn, optimizer, X, y, batch_size, seed + e) for e in range(2)]
+    try:
+        losses = np.array(losses, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise GradingError(f"train_epoch must return the mean loss, one number; it returned {losses[0]!r}") from None
+    return (losses, *read_params(optimizer, ("w", "b")))
+
+
+def _epoch_inputs(rng):
+    batch_size = int(rng.choice([2, 3, 4, 5]))  # 11 rows: the last batch is always smaller
+    return [("batch_size", batch_size), ("seed", int(rng.integers(0, 2 ** 31))),
+            ("lr", float(rng.uniform(0.05, 0.2)))]
+
+
+def train_epoch(train_epoch, linear_step, SGD):
+    """``linear_step`` and ``SGD``: the notebook's copies of :func:`linear_step_fn` and :class:`PlainSGD`."""
+    student = forbid_reference_calls(lambda *a: run_epochs(train_epoch, linear_step, SGD, *a), "train_epoch",
+                                     ["rnnlib.train"])
+    reraise_reference_calls(lambda: check_function(
+        student, lambda *a: run_epochs(train_epoch_reference, linear_step_fn, PlainSGD, *a), _epoch_inputs,
+        name="train_epoch (2 epochs on an 11-window linear problem)",
+        output_names=("returned mean losses of the 2 epochs", "w after 2 epochs", "b after 2 epochs"),
+        trials=3, rtol=1e-9, atol=1e-12, allow_reference=True))
+
+
+# ----------------------------------------------------------------------------------------------
+# 3. Scaling with training statistics only
+
+
+def scale_splits_reference(X_train, X_val, X_test):
+    """Standardise every feature (last axis) with the TRAINING mean and population std."""
+    axes = tuple(range(X_train.ndim - 1))
+    mean, std = X_train.mean(axis=axes), X_train.std(axis=axes)
+    return (X_train - mean) / std, (X_val - mean) / std, (X_test - mean) / std, mean, std
+
+
+def _split_inputs(rng):
+    """Three splits of windows (N, T, D) whose features drift from split to split."""
+    T, D = int(rng.integers(2, 5)), int(rng.integers(1, 5))
+    level, spread = rng.uniform(-20, 20, D), 10.0 ** rng.uniform(-1, 1, D)
+    splits = []
+    for name, drift in [("X_train", 0.0), ("X_val", 0.5), ("X_test", 1.0)]:
+        N = int(rng.integers(3, 30))
+        shift = drift * spread * rng.uniform(0.5, 2.0, D)
+        splits.append((name, level + shift + spread * rng.standard_normal((N, T, D))))
+    return splits
+
+
+def scale_splits(scale_splits):
+    student = forbid_reference_calls(scale_splits, "scale_splits", ["rnnlib.data"])
+    reraise_reference_calls(lambda: check_function(
+        student, scale_splits_reference, _split_inputs, name="scale_splits",
+        output_names=("X_train scaled", "X_val scaled", "X_test scaled", "mean", "std"),
+        trials=4, rtol=1e-7, atol=1e-9, allow_reference=True))

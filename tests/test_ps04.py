@@ -1,0 +1,122 @@
+"""ps04 graded for plausible wrong answers: partial credit and messages that say what is wrong."""
+from nbgrader_helpers import autograde, course_copy, feedback_html, make_submission, solution_answers
+
+ADAM_WITHOUT_BIAS_CORRECTION = '''class Adam:
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+        self.params, self.lr, self.betas, self.eps = params, lr, betas, eps
+        self.m = {k: np.zeros_like(p) for k, p in params.items()}
+        self.v = {k: np.zeros_like(p) for k, p in params.items()}
+
+    def step(self, grads):
+        b1, b2 = self.betas
+        for k, p in self.params.items():
+            self.m[k] = b1 * self.m[k] + (1 - b1) * grads[k]
+            self.v[k] = b2 * self.v[k] + (1 - b2) * grads[k] ** 2
+            p -= self.lr * self.m[k] / (np.sqrt(self.v[k]) + self.eps)   # no bias correction
+'''
+ADAM_CALLS_REFERENCE = '''from rnnlib import optim
+
+class Adam(optim.Adam):
+    pass
+'''
+EPOCH_WITHOUT_SHUFFLE = '''def train_epoch(step_fn, optimizer, X, y, batch_size, seed):
+    batch_losses = []
+    for start in range(0, len(X), batch_size):    # always the same order: the seed is ignored
+        loss, grads = step_fn(optimizer.params, (X[start:start + batch_size], y[start:start + batch_size]))
+        optimizer.step(grads)
+        batch_losses.append(loss)
+    return float(np.mean(batch_losses))
+'''
+
+
+def test_partial_credit_and_messages(tmp_path):
+    course = course_copy(tmp_path)
+    good = solution_answers("ps04")
+    make_submission(course, "ps04", "wrong", {**good, "adam": ADAM_WITHOUT_BIAS_CORRECTION,
+                                               "epoch": EPOCH_WITHOUT_SHUFFLE})
+    make_submission(course, "ps04", "copier", {**good, "adam": ADAM_CALLS_REFERENCE})
+    cells, totals = autograde(course, "ps04")
+
+    wrong = cells["wrong"]
+    assert wrong["test-adam"][0] == 0 and wrong["test-epoch"][0] == 0 and wrong["test-scale"][0] == 3
+    assert totals["wrong"] == 3
+    # Hidden checks run first, so these are their messages: which output, how far off, on what input.
+    assert "Adam (several steps): output params['W'] after the steps" in wrong["test-adam"][2]
+    assert "largest error" in wrong["test-adam"][2] and "grads_W (" in wrong["test-adam"][2]
+    assert "train_epoch" in wrong["test-epoch"][2] and "largest error" in wrong["test-epoch"][2]
+
+    copier = cells["copier"]
+    assert copier["test-adam"][0] == 0 and totals["copier"] == 10 - 4
+    assert "Adam calls the rnnlib reference" in copier["test-adam"][2]
+
+    html = feedback_html(course, "wrong", "ps04")
+    assert "largest error" in html and "checks.adam" not in html
+
+
+def test_hidden_checks_catch_what_the_visible_tests_miss():
+    """Wrong answers that pass the visible asserts fail the hidden checks, with a message naming the
+    function, the inputs and the largest error."""
+    import numpy as np
+    import pytest
+
+    from rnnlib.assignments import ps04 as checks
+    from rnnlib.grading import GradingError
+
+    class AdamEpsInsideSqrt:  # right on the visible example (eps is negligible there), wrong in general
+        def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+            self.params, self.lr, self.betas, self.eps = params, lr, betas, eps
+            self.m = {k: np.zeros_like(p) for k, p in params.items()}
+            self.v = {k: np.zeros_like(p) for k, p in params.items()}
+            self.t = 0
+
+        def step(self, grads):
+            self.t += 1
+            b1, b2 = self.betas
+            for k, p in self.params.items():
+                self.m[k] = b1 * self.m[k] + (1 - b1) * grads[k]
+                self.v[k] = b2 * self.v[k] + (1 - b2) * grads[k] ** 2
+                m_hat, v_hat = self.m[k] / (1 - b1 ** self.t), self.v[k] / (1 - b2 ** self.t)
+                p -= self.lr * m_hat / np.sqrt(v_hat + self.eps)
+
+    with pytest.raises(GradingError, match=r"Adam \(several steps\).*largest error"):
+        checks.adam(AdamEpsInsideSqrt)
+
+    def epoch_drops_last_batch(step_fn, optimizer, X, y, batch_size, seed):
+        order = np.random.default_rng(seed).permutation(len(X))
+        batch_losses = []
+        for start in range(0, len(X) - batch_size + 1, batch_size):
+            idx = order[start:start + batch_size]
+            loss, grads = step_fn(optimizer.params, (X[idx], y[idx]))
+            optimizer.step(grads)
+            batch_losses.append(loss)
+        return float(np.mean(batch_losses))
+
+    with pytest.raises(GradingError, match=r"(?s)train_epoch.*batch_size=\d.*largest error"):
+        checks.train_epoch(epoch_drops_last_batch, checks.linear_step_fn, checks.PlainSGD)
+
+    def scale_own_statistics(X_train, X_val, X_test):  # the blog post's pitfall
+        def own(X):
+            return (X - X.mean(axis=(0, 1))) / X.std(axis=(0, 1))
+        return own(X_train), own(X_val), own(X_test), X_train.mean(axis=(0, 1)), X_train.std(axis=(0, 1))
+
+    with pytest.raises(GradingError, match=r"scale_splits: output X_val scaled"):
+        checks.scale_splits(scale_own_statistics)
+
+    def calls_train_reference(step_fn, optimizer, X, y, batch_size, seed):
+        from rnnlib.train import iterate_minibatches
+        batch_losses = []
+        for batch in iterate_minibatches(X, y, batch_size, seed=seed):
+            loss, grads = step_fn(optimizer.params, batch)
+            optimizer.step(grads)
+            batch_losses.append(loss)
+        return float(np.mean(batch_losses))
+
+    with pytest.raises(GradingError, match=r"^train_epoch calls the rnnlib reference \(iterate_minibatches\)"):
+        checks.train_epoch(calls_train_reference, checks.linear_step_fn, checks.PlainSGD)
+
+    def scale_per_step(X_train, X_val, X_test):  # statistics per (day, feature) instead of per feature
+        mean, std = X_train.mean(axis=0), X_train.std(axis=0)
+        return (X_train - mean) / std, (X_val - mean) / std, (X_test - mean) / std, mean, std
+
+    with pytest.raises(GradingError, match=r"scale_splits: output"):
+        checks.scale_splits(scale_per_step)
