@@ -211,10 +211,10 @@ def main(argv=None):
     config = dict(TINY if args.tiny else FULL)
     if args.epochs is not None:
         config["epochs"] = args.epochs
+    prov = provenance(None if argv is None else ["experiments/reber.py", *argv])  # the commit the run starts from
     t0 = time.perf_counter()
     result = run(config, progress=not args.no_progress)
-    result["provenance"] = provenance(None if argv is None else ["experiments/reber.py", *argv])
-    result["provenance"]["seconds"] = round(time.perf_counter() - t0, 1)
+    result["provenance"] = {**prov, "seconds": round(time.perf_counter() - t0, 1)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     for kind, s in result["summary"].items():
