@@ -57,18 +57,19 @@ FULL = dict(
     warmup_steps=10, warmup_s=0.5, repeats=5, min_repeat_s=0.25, max_steps_per_repeat=50,
     lr=1e-3, clip=1.0,
     acc_seq_lens=[64, 256, 1024, 4096], acc_steps=300, acc_batch=32, acc_lr=1e-3,
-    acc_seeds=[0, 1, 2], acc_eval=1024, acc_tol=0.04,
+    acc_seeds=[0, 1, 2], acc_eval=1024, acc_tol=0.04, acc_deadline_s=None,
     stream_contexts=[64, 256, 1024, 4096, 16384], stream_warmup=100, stream_tokens=1000,
     stream_dtypes=["fp32", "fp16"], cuda_graphs=True,
     parts=["throughput", "accuracy", "streaming"], seed=0,
+    cpu_threads=None,   # None: leave torch's default; tiny models on a shared CPU run best on 1
 )
 QUICK = dict(
-    FULL, budget=46_000, vocab=64, tf_layers=2, head_dim=16, head_multiple=4, multiple=4,
+    FULL, budget=46_000, vocab=64, tf_layers=2, head_dim=8, head_multiple=4, multiple=4,
     seq_lens=[16, 64], tokens_per_batch=2 ** 10, modes=["fp32"],
     warmup_steps=2, warmup_s=0.0, repeats=3, min_repeat_s=0.01, max_steps_per_repeat=3,
     acc_seq_lens=[16, 64], acc_steps=40, acc_batch=16, acc_seeds=[0, 1], acc_eval=256,
     stream_contexts=[16, 64], stream_warmup=5, stream_tokens=30, stream_dtypes=["fp32"],
-    cuda_graphs=False,
+    cuda_graphs=False, cpu_threads=1,
 )
 
 # Dense tensor-core peaks in TFLOP/s (vendor data sheets) for the MFU column.
@@ -488,10 +489,17 @@ def run_accuracy(cfg, device, bar):
     kw = model_kwargs(cfg, max_len, input_dim=2, out_dim=1)
     widths = {n: width_for_budget(n, cfg["budget"], 1, multiple=cfg["multiple"], **kw)
               for n in MODEL_NAMES}
-    runs = []
-    for T in cfg["acc_seq_lens"]:
-        for seed in cfg["acc_seeds"]:
+    runs, skipped = [], []
+    t0 = time.perf_counter()
+    deadline = cfg.get("acc_deadline_s")
+    for seed in cfg["acc_seeds"]:            # seeds outermost: a deadline leaves whole seeds
+        for T in cfg["acc_seq_lens"]:
             for name in MODEL_NAMES:
+                bar.update(1)
+                if deadline is not None and time.perf_counter() - t0 > deadline:
+                    skipped.append(dict(model=name, T=T, seed=seed,
+                                        reason=f"accuracy deadline of {deadline} s reached"))
+                    continue
                 torch.manual_seed(seed)
                 model = build_model(name, 1, widths[name], **kw).to(device)
                 r = dict(model=name, T=T, seed=seed, params=count_params(model))
@@ -501,7 +509,6 @@ def run_accuracy(cfg, device, bar):
                     r["error"] = f"{type(e).__name__}: {str(e)[:300]}"
                 runs.append(r)
                 del model
-                bar.update(1)
     summary = []
     for T in cfg["acc_seq_lens"]:
         for name in MODEL_NAMES:
@@ -525,7 +532,7 @@ def run_accuracy(cfg, device, bar):
                 schedule="AdamW, linear warm-up 10% then cosine, clip 1.0, float32 (TF32 flags)",
                 eval_sequences=cfg["acc_eval"], seeds=cfg["acc_seeds"], seq_lens=cfg["acc_seq_lens"],
                 models={n: dict(d_model=widths[n]) for n in MODEL_NAMES},
-                runs=runs, summary=summary)
+                runs=runs, skipped=skipped, summary=summary)
 
 
 # --------------------------------------------------------------------------------------------
@@ -638,9 +645,25 @@ def write_json(result, path):
 
 def run_benchmark(cfg, device="auto", out=None, progress=True, command=None, commit=None,
                   tf32=True):
-    """Run the parts in ``cfg['parts']`` and return the result dict (also written to ``out``)."""
-    t_start = time.perf_counter()
+    """Run the parts in ``cfg['parts']`` and return the result dict (also written to ``out``).
+
+    Global torch settings (TF32 flags, cuDNN benchmark mode, CPU threads) are set for the run and
+    restored afterwards."""
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+             torch.backends.cudnn.benchmark, torch.get_num_threads())
+    try:
+        return _run_benchmark(cfg, device, out, progress, command, commit, tf32)
+    finally:
+        (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+         torch.backends.cudnn.benchmark) = saved[:3]
+        torch.set_num_threads(saved[3])
+
+
+def _run_benchmark(cfg, device, out, progress, command, commit, tf32):
+    t_start, cpu_start = time.perf_counter(), time.process_time()
     device = pick_device(device)
+    if device.type == "cpu" and cfg.get("cpu_threads"):
+        torch.set_num_threads(cfg["cpu_threads"])
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32
     torch.backends.cudnn.benchmark = True
@@ -696,6 +719,7 @@ def run_benchmark(cfg, device="auto", out=None, progress=True, command=None, com
             if out:
                 write_json(result, out)
     result.setdefault("seconds", {})["total"] = time.perf_counter() - t_start
+    result["seconds"]["total_process_cpu"] = time.process_time() - cpu_start
     if out:
         write_json(result, out)
     return result
@@ -711,6 +735,7 @@ def parse_args(argv):
     p.add_argument("--seq-lens", help="comma list overriding the throughput T values")
     p.add_argument("--acc-seq-lens", help="comma list overriding the adding-problem T values")
     p.add_argument("--acc-steps", type=int)
+    p.add_argument("--acc-deadline-s", type=float, help="skip adding-problem runs after this many s")
     p.add_argument("--acc-seeds", help="comma list of seeds")
     p.add_argument("--stream-contexts", help="comma list of contexts")
     p.add_argument("--stream-tokens", type=int)
@@ -731,7 +756,7 @@ def config_from_args(args):
         v = getattr(args, key)
         if v:
             cfg[key] = conv(v)
-    for key in ("acc_steps", "stream_tokens", "repeats"):
+    for key in ("acc_steps", "acc_deadline_s", "stream_tokens", "repeats"):
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
     return cfg

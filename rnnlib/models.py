@@ -242,9 +242,14 @@ class TransformerLM(nn.Module):
         self.ln_f = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, out_dim or vocab)
         self.apply(self._init_weights)
+        # Sinusoidal positions have unit scale: start the inputs at that scale too, so that the
+        # position signal does not drown them (nanoGPT's 0.02 suits learned positions of 0.02).
+        if positions == "sinusoidal":
+            nn.init.normal_(self.embed.weight, mean=0.0, std=1.0)
 
     @staticmethod
     def _init_weights(module):
+        """nanoGPT initialisation: N(0, 0.02) weights, zero biases."""
         if isinstance(module, (nn.Linear, nn.Embedding)):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
         if isinstance(module, nn.Linear) and module.bias is not None:
