@@ -1,0 +1,150 @@
+"""Checks for problem set 3 (chapter 4, backpropagation through time).
+
+The backward functions receive caches made from the outputs of the rnnlib reference forward pass, in
+the layouts the notebook documents (the same tuples as rnnlib's own caches)::
+
+    rnn_step_backward(dh, cache)    cache = (x, h_prev, h, W_ih, W_hh)
+    rnn_backward(dhs, cache)        cache = (x, h0, hs, W_ih, W_hh)            (h0 an array, zeros if None)
+    fixed_backward(dys, cache)      cache = (x, h0, hs, W_ih, W_hh, W_out)     (RNN + linear output layer)
+
+so a student's backward is graded on its own, whatever their forward pass keeps.
+
+``numerical_gradient(f, x, eps)`` takes a function ``f`` of no arguments that reads ``x``. When the
+course's grader runs hidden tests outside the student's kernel, a function cannot be sent to the
+kernel, so the notebook defines ``gradient_probe`` (a locked cell): it builds ``f`` in the kernel from
+plain numbers, calls the student's ``numerical_gradient`` and returns the gradient, ``x`` after the call
+(it must be restored) and the names of the functions that called ``f`` (to tell whether the student's
+function just called ``rnnlib.gradcheck.numerical_gradient``).
+"""
+import numpy as np
+
+from rnnlib import cells, gradcheck, sequence
+from rnnlib.grading import GradingError, check_function, random_rnn_args
+
+GRADIENT_NAMES = ("dx", "dh_prev", "dW_ih", "dW_hh", "db_ih", "db_hh")
+SEQUENCE_GRADIENT_NAMES = ("dx", "dh0", "dW_ih", "dW_hh", "db_ih", "db_hh")
+MODEL_GRADIENT_NAMES = SEQUENCE_GRADIENT_NAMES + ("dW_out", "db_out")
+
+
+class Cache(tuple):
+    """A cache tuple that messages show as the shapes of its arrays."""
+
+    names = ()
+
+    def __repr__(self):
+        parts = [f"{n} {np.shape(v)}" for n, v in zip(self.names, self)]
+        return "(" + ", ".join(parts) + ")"
+
+
+def make_cache(names, values):
+    cache = Cache(values)
+    cache.names = names
+    return cache
+
+
+def step_inputs(rng):
+    args = dict(random_rnn_args(rng))
+    h, _ = cells.rnn_step_forward(*args.values())
+    cache = make_cache(("x", "h_prev", "h", "W_ih", "W_hh"),
+                       (args["x"], args["h_prev"], h, args["W_ih"], args["W_hh"]))
+    return [("dh", rng.standard_normal(h.shape)), ("cache", cache)]
+
+
+def rnn_step_backward(rnn_step_backward):
+    check_function(rnn_step_backward, lambda dh, cache: cells.rnn_step_backward(dh, tuple(cache)), step_inputs,
+                   name="rnn_step_backward", output_names=GRADIENT_NAMES)
+
+
+def sequence_inputs(rng, last_only=False, zero_h0=False):
+    args = dict(random_rnn_args(rng, sequence_input=True))
+    B, H = args["h0"].shape
+    if zero_h0:
+        args["h0"] = np.zeros((B, H))
+    hs, _ = sequence.rnn_forward(*args.values())
+    cache = make_cache(("x", "h0", "hs", "W_ih", "W_hh"), (args["x"], args["h0"], hs, args["W_ih"], args["W_hh"]))
+    dhs = rng.standard_normal(hs.shape)
+    if last_only:  # a many-to-one loss: only the last state gets a gradient from above
+        dhs[:, :-1] = 0.0
+    return [("dhs", dhs), ("cache", cache)]
+
+
+def rnn_backward(rnn_backward):
+    reference = lambda dhs, cache: sequence.rnn_backward(dhs, tuple(cache))  # noqa: E731
+    check_function(rnn_backward, reference, sequence_inputs, name="rnn_backward",
+                   output_names=SEQUENCE_GRADIENT_NAMES)
+    check_function(rnn_backward, reference, lambda rng: sequence_inputs(rng, last_only=True), name="rnn_backward",
+                   output_names=SEQUENCE_GRADIENT_NAMES, trials=2)
+
+
+# ------------------------------------------------------------------------------------------------
+# Central differences
+
+def probe_function(x, A, c):
+    """The function the probe builds (the same formula as the notebook's ``gradient_probe``)."""
+    return float(np.sum(c * np.tanh(x @ A)) + np.sum(x ** 3) / 3)
+
+
+def probe_inputs(rng):
+    n, d, k = (int(rng.integers(1, m)) for m in (5, 5, 4))
+    return [("x", rng.standard_normal((n, d))), ("A", rng.standard_normal((d, k))),
+            ("c", rng.standard_normal((n, k))), ("eps", float(rng.uniform(0.01, 0.05)))]
+
+
+def numerical_gradient_reference(x, A, c, eps):
+    grad = gradcheck.numerical_gradient(lambda: probe_function(x, A, c), x, eps)
+    return grad, x
+
+
+def numerical_gradient(numerical_gradient, gradient_probe):
+    """Grade ``numerical_gradient`` through the notebook's ``gradient_probe`` on random functions
+    ``f(x) = sum(c * tanh(x @ A)) + sum(x**3) / 3`` with a random step ``eps`` in [0.01, 0.05] (large
+    enough that ignoring ``eps`` or using a one-sided difference is visible)."""
+    if not callable(numerical_gradient):
+        raise GradingError(f"numerical_gradient is not a function (got {type(numerical_gradient).__name__})")
+    if not callable(gradient_probe):
+        raise GradingError("gradient_probe, defined in a locked cell of the notebook, is missing or was "
+                           "overwritten: run the notebook from the top")
+    callers = set()
+
+    def student(x, A, c, eps):
+        out = gradient_probe(numerical_gradient, x, A, c, eps)
+        try:
+            grad, x_after, called_by = out
+        except (TypeError, ValueError):
+            raise GradingError("gradient_probe (a locked cell) was changed: restore it") from None
+        callers.update(str(name) for name in called_by)
+        return grad, x_after
+
+    check_function(student, numerical_gradient_reference, probe_inputs, name="numerical_gradient",
+                   output_names=("gradient", "x after the call (numerical_gradient must restore x)"),
+                   rtol=1e-7, atol=1e-9)
+    used = sorted(name for name in callers if name.startswith("rnnlib."))
+    if used:
+        raise GradingError(f"numerical_gradient calls the rnnlib reference ({', '.join(used)}) instead of "
+                           f"computing the answer itself: this part scores 0")
+
+
+# ------------------------------------------------------------------------------------------------
+# Find the two bugs: an RNN with a linear output layer at every step
+
+def model_inputs(rng):
+    args = dict(random_rnn_args(rng, with_output=True, sequence_input=True))
+    W_out, b_out = args.pop("W_out"), args.pop("b_out")
+    hs, _ = sequence.rnn_forward(*args.values())
+    ys, _ = sequence.linear_forward(hs, W_out, b_out)
+    cache = make_cache(("x", "h0", "hs", "W_ih", "W_hh", "W_out"),
+                       (args["x"], args["h0"], hs, args["W_ih"], args["W_hh"], W_out))
+    return [("dys", rng.standard_normal(ys.shape)), ("cache", cache)]
+
+
+def model_backward_reference(dys, cache):
+    """Gradients of an RNN + linear output layer, from rnnlib's linear_backward and rnn_backward."""
+    x, h0, hs, W_ih, W_hh, W_out = cache
+    _, linear_cache = sequence.linear_forward(hs, W_out, np.zeros(W_out.shape[0]))  # the bias plays no part
+    dhs, dW_out, db_out = sequence.linear_backward(dys, linear_cache)
+    return sequence.rnn_backward(dhs, (x, h0, hs, W_ih, W_hh)) + (dW_out, db_out)
+
+
+def fixed_backward(fixed_backward):
+    check_function(fixed_backward, model_backward_reference, model_inputs, name="fixed_backward",
+                   output_names=MODEL_GRADIENT_NAMES)

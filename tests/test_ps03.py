@@ -1,0 +1,89 @@
+"""ps03 graded for plausible wrong answers: partial credit and messages that say what is wrong; and the
+cache layouts the notebook documents are rnnlib's."""
+import numpy as np
+
+from nbgrader_helpers import autograde, course_copy, feedback_html, make_submission, solution_answers
+from rnnlib import cells, sequence
+
+FORWARD_DIFFERENCE = '''def numerical_gradient(f, x, eps=1e-6):
+    grad = np.zeros_like(x)
+    f0 = f()
+    for i in np.ndindex(x.shape):
+        old = x[i]
+        x[i] = old + eps
+        grad[i] = (f() - f0) / eps          # one-sided: O(eps) error
+        x[i] = old
+    return grad
+'''
+GRADIENT_CALLS_REFERENCE = '''import rnnlib.gradcheck
+
+def numerical_gradient(f, x, eps=1e-6):
+    return rnnlib.gradcheck.numerical_gradient(f, x, eps)
+'''
+STEP_CALLS_REFERENCE = '''from rnnlib import cells
+
+def rnn_step_backward(dh, cache):
+    return cells.rnn_step_backward(dh, cache)
+'''
+# The seed's second bug: hs[:, t - 1] at t = 0 is the LAST state, not h0.
+BPTT_WRAPS_AROUND = '''def rnn_backward(dhs, cache):
+    x, h0, hs, W_ih, W_hh = cache
+    T = hs.shape[1]
+    dx = np.zeros_like(x)
+    dW_ih, dW_hh, db = np.zeros_like(W_ih), np.zeros_like(W_hh), np.zeros(hs.shape[2])
+    dh_next = np.zeros_like(h0)
+    for t in reversed(range(T)):
+        step = rnn_step_backward(dhs[:, t] + dh_next, (x[:, t], hs[:, t - 1], hs[:, t], W_ih, W_hh))
+        dx[:, t], dh_next = step[0], step[1]
+        dW_ih += step[2]
+        dW_hh += step[3]
+        db += step[4]
+    return dx, dh_next, dW_ih, dW_hh, db, db.copy()
+'''
+
+
+def only_second_fix(good_fix):
+    """The repaired backward with fix 1 undone (dW_hh uses the state after step t again)."""
+    fixed_line = "dW_hh += da.T @ (hs[:, t - 1] if t > 0 else h0)"
+    assert fixed_line in good_fix
+    return good_fix.replace(fixed_line, "dW_hh += da.T @ hs[:, t]")
+
+
+def test_documented_caches_are_rnnlib_caches(rng):
+    """The notebook documents the cache tuples; the checks build them from rnnlib's outputs."""
+    x, h, W_ih, W_hh, b = rng.standard_normal((2, 3)), rng.standard_normal((2, 4)), rng.standard_normal((4, 3)), \
+        rng.standard_normal((4, 4)), rng.standard_normal(4)
+    h1, cache = cells.rnn_step_forward(x, h, W_ih, W_hh, b, b)
+    assert len(cache) == 5 and all(c is v for c, v in zip(cache, (x, h, h1, W_ih, W_hh)))
+    xs = rng.standard_normal((2, 5, 3))
+    hs, cache = sequence.rnn_forward(xs, None, W_ih, W_hh, b, b)
+    assert len(cache) == 5 and cache[0] is xs and cache[2] is hs and cache[3] is W_ih and cache[4] is W_hh
+    assert np.array_equal(cache[1], np.zeros((2, 4)))
+
+
+def test_partial_credit_and_messages(tmp_path):
+    course = course_copy(tmp_path)
+    good = solution_answers("ps03")
+    make_submission(course, "ps03", "wrong", {**good, "numgrad": FORWARD_DIFFERENCE, "seq": BPTT_WRAPS_AROUND,
+                                               "bugs-fix": only_second_fix(good["bugs-fix"])})
+    make_submission(course, "ps03", "copier", {**good, "numgrad": GRADIENT_CALLS_REFERENCE,
+                                                "step": STEP_CALLS_REFERENCE})
+    cells_, totals = autograde(course, "ps03")
+
+    wrong = cells_["wrong"]
+    assert wrong["test-numgrad"][0] == 0 and wrong["test-seq"][0] == 0 and wrong["test-bugs"][0] == 0
+    assert wrong["test-step"][0] == 3
+    assert totals["wrong"] == 3
+    assert "numerical_gradient: output gradient" in wrong["test-numgrad"][2]
+    assert "rnn_backward: output dW_hh" in wrong["test-seq"][2]
+    assert "fixed_backward: output dW_hh" in wrong["test-bugs"][2]
+
+    copier = cells_["copier"]
+    assert copier["test-numgrad"][0] == 0
+    assert "calls the rnnlib reference (rnnlib.gradcheck.numerical_gradient)" in copier["test-numgrad"][2]
+    assert copier["test-step"][0] == 0 and "calls the rnnlib reference" in copier["test-step"][2]
+    # rnn_backward calls the student's rnn_step_backward, which calls the reference: also 0.
+    assert copier["test-seq"][0] == 0
+    assert totals["copier"] == 4
+    html = feedback_html(course, "wrong", "ps03")
+    assert "output dW_hh" in html and "checks.fixed_backward" not in html
