@@ -102,20 +102,27 @@ def measure(threads):
             run_torch()
     results = {}
     for dtype, (run_rnnlib, run_torch, max_difference) in runs.items():
-        times = {"rnnlib": [], "torch": []}
+        wall, cpu = {"rnnlib": [], "torch": []}, {"rnnlib": [], "torch": []}
         for _ in range(args.repeats):
             for name, fn in (("rnnlib", run_rnnlib), ("torch", run_torch)):
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 fn()
-                times[name].append(time.perf_counter() - start)
-        ms = {name: 1e3 * np.asarray(t) for name, t in times.items()}
+                wall[name].append(1e3 * (time.perf_counter() - start))
+                cpu[name].append(1e3 * (time.process_time() - start_cpu))
+        med = {name: float(np.median(t)) for name, t in wall.items()}
+        med_cpu = {name: float(np.median(t)) for name, t in cpu.items()}
         results[dtype] = {
-            "ratio": round(float(np.median(ms["rnnlib"]) / np.median(ms["torch"])), 3),
-            "rnnlib_ms_median": round(float(np.median(ms["rnnlib"])), 3),
-            "torch_ms_median": round(float(np.median(ms["torch"])), 3),
-            "rnnlib_ms_min": round(float(ms["rnnlib"].min()), 3),
-            "torch_ms_min": round(float(ms["torch"].min()), 3),
-            "ratio_of_minima": round(float(ms["rnnlib"].min() / ms["torch"].min()), 3),
+            "ratio": round(med["rnnlib"] / med["torch"], 3),
+            "rnnlib_ms_median": round(med["rnnlib"], 3),
+            "torch_ms_median": round(med["torch"], 3),
+            "rnnlib_ms_min": round(min(wall["rnnlib"]), 3),
+            "torch_ms_min": round(min(wall["torch"]), 3),
+            "ratio_of_minima": round(min(wall["rnnlib"]) / min(wall["torch"]), 3),
+            # CPU time of the process (all its threads): robust to other processes' load with one
+            # thread; with several it also counts threads spinning while they wait for work.
+            "rnnlib_cpu_ms_median": round(med_cpu["rnnlib"], 3),
+            "torch_cpu_ms_median": round(med_cpu["torch"], 3),
+            "cpu_ratio": round(med_cpu["rnnlib"] / med_cpu["torch"], 3),
             "max_rel_difference": max_difference()}
     assert results["float64"]["max_rel_difference"] < 1e-7, results["float64"]
     blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
