@@ -144,13 +144,14 @@ def git_commit():
         return "unknown"
 
 
-def provenance(argv, seconds):
+def provenance(argv, commit, threads, seconds):
+    """Where the results came from. ``commit`` is taken when the run starts (others may commit meanwhile)."""
     return {"command": "python " + " ".join(shlex.quote(a) for a in argv),
-            "git_commit": git_commit(),
+            "git_commit": commit,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "machine": {"hostname": platform.node(), "platform": platform.platform(),
                         "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-                        "torch_threads": torch.get_num_threads(), "device": "cpu"},
+                        "torch_threads": threads, "device": "cpu"},
             "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},
             "seconds": round(seconds, 1)}
 
@@ -181,7 +182,7 @@ def run(lengths, models, hidden=32, steps=2000, batch=64, lr=1e-2, clip=1.0, val
     """
     cfg = dict(lengths=list(lengths), models=list(models), hidden=hidden, steps=steps, batch=batch, lr=lr,
                clip=clip, val=val, test=test, eval_every=eval_every, solved=solved, seed=seed,
-               gate_bias=gate_bias, variant=VARIANT, tolerance=TOLERANCE, optimizer="Adam",
+               gate_bias=gate_bias, jobs=jobs, threads=threads, variant=VARIANT, tolerance=TOLERANCE, optimizer="Adam",
                loss="MSE at the last step", init="PyTorch default, then gate biases (see gate_bias)")
     runs = [(kind, T, cfg, threads) for T in cfg["lengths"] for kind in cfg["models"]]
     if jobs <= 1:
@@ -228,19 +229,20 @@ def main(argv=None):
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv[1:])
-    start = time.perf_counter()
+    start, commit = time.perf_counter(), git_commit()
     cfg, records = run(a.lengths, a.models, hidden=a.hidden, steps=a.steps, batch=a.batch, lr=a.lr, clip=a.clip,
-                       val=a.val, test=a.test, eval_every=a.eval_every, solved=a.solved, seed=a.seed, gate_bias=a.gate_bias,
-                       jobs=a.jobs, threads=a.threads, progress=not a.no_progress)
+                       val=a.val, test=a.test, eval_every=a.eval_every, solved=a.solved, seed=a.seed,
+                       gate_bias=a.gate_bias,                       jobs=a.jobs, threads=a.threads, progress=not a.no_progress)
     result = {"experiment": "adding problem: vanilla RNN vs LSTM vs GRU", "config": cfg,
-              "provenance": provenance(argv, time.perf_counter() - start), "results": records}
+              "provenance": provenance(argv, commit, a.threads, time.perf_counter() - start), "results": records}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=1) + "\n")
     table = accuracy_table(records)
     print(f"test accuracy (|error| < {TOLERANCE}) -> {a.out}")
-    print("T     " + "".join(f"{m:>8s}" for m in cfg["models"]))
+    width = max(len(m) for m in cfg["models"]) + 2
+    print("T     " + "".join(f"{m:>{width}s}" for m in cfg["models"]))
     for T, row in table.items():
-        print(f"{T:<6d}" + "".join(f"{row[m]:8.3f}" for m in cfg["models"]))
+        print(f"{T:<6d}" + "".join(f"{row[m]:{width}.3f}" for m in cfg["models"]))
     return result
 
 
