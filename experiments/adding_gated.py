@@ -232,7 +232,7 @@ def main(argv=None):
     start, commit = time.perf_counter(), git_commit()
     cfg, records = run(a.lengths, a.models, hidden=a.hidden, steps=a.steps, batch=a.batch, lr=a.lr, clip=a.clip,
                        val=a.val, test=a.test, eval_every=a.eval_every, solved=a.solved, seed=a.seed,
-                       gate_bias=a.gate_bias,                       jobs=a.jobs, threads=a.threads, progress=not a.no_progress)
+                       gate_bias=a.gate_bias, jobs=a.jobs, threads=a.threads, progress=not a.no_progress)
     result = {"experiment": "adding problem: vanilla RNN vs LSTM vs GRU", "config": cfg,
               "provenance": provenance(argv, commit, a.threads, time.perf_counter() - start), "results": records}
     a.out.parent.mkdir(parents=True, exist_ok=True)
