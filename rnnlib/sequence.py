@@ -173,8 +173,14 @@ def lstm_backward(dhs, cache, dc_last=None):
     """
     xs, hs, cs, tanh_cs, gates, W_ih, W_hh = cache
     T, B, H = tanh_cs.shape
-    dhs = time_major(check_shape("dhs", dhs, (B, T, H)))
-    dc = np.zeros((B, H), dtype=xs.dtype) if dc_last is None else check_shape("dc_last", dc_last, (B, H)).copy()
+    dhs = check_shape("dhs", dhs, (B, T, H))
+    check_same_dtype(dhs=dhs, x=xs)
+    if dc_last is None:
+        dc = np.zeros((B, H), dtype=xs.dtype)
+    else:
+        dc = check_shape("dc_last", dc_last, (B, H)).copy()
+        check_same_dtype(dc_last=dc, x=xs)
+    dhs = time_major(dhs)
     dh = np.zeros((B, H), dtype=xs.dtype)  # gradient at h arriving from step t + 1
     i, f, g, o = gate_views(gates, 4)  # (T, B, H) views
     dc_dh = o * (1.0 - tanh_cs * tanh_cs)  # (T, B, H): dc/dh through h = o * tanh(c), every step
@@ -249,7 +255,9 @@ def gru_backward(dhs, cache):
     """
     xs, hs, gates, hns, W_ih, W_hh = cache
     T, B, H = hns.shape
-    dhs = time_major(check_shape("dhs", dhs, (B, T, H)))
+    dhs = check_shape("dhs", dhs, (B, T, H))
+    check_same_dtype(dhs=dhs, x=xs)
+    dhs = time_major(dhs)
     da_h = np.empty_like(gates)  # (T, B, 3H): gradient at h_prev @ W_hh.T + b_hh of every step
     da_n = np.empty_like(hns)  # (T, B, H): gradient at the pre-activation of n
     r, z, n = gate_views(gates, 3)

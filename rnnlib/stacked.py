@@ -18,7 +18,7 @@ layers (torch's default ``dropout=0``).
 import numpy as np
 
 from rnnlib import sequence
-from rnnlib._checks import check_shape
+from rnnlib._checks import check_same_dtype, check_shape
 from rnnlib.cells import check_rnn_params
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
@@ -142,6 +142,7 @@ def stacked_backward(dout, cache, dstate=None):
     dh_n, dc_n = dstate if kind == "lstm" and dstate is not None else (dstate, None)
     dh_n = np.zeros(shape, dout.dtype) if dh_n is None else check_shape("dh_n", dh_n, shape)
     dc_n = np.zeros(shape, dout.dtype) if dc_n is None else check_shape("dc_n", dc_n, shape)
+    check_same_dtype(dout=dout, dh_n=dh_n, dc_n=dc_n)
     dh0 = np.empty(shape, dtype=dout.dtype)
     dc0 = np.empty(shape, dtype=dout.dtype)
     dlayers = [[None] * num_directions for _ in caches]

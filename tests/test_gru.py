@@ -168,6 +168,8 @@ def test_gru_float32_and_float64_are_kept(rng, dtype):
      "h0: expected dtype float64 (the dtype of x), got float32"),
     (lambda p: sequence.gru_backward(np.zeros((2, 4, 4)), sequence.gru_forward(np.zeros((2, 5, 3)), None, **p)[1]),
      "dhs: expected shape (2, 5, 4), got (2, 4, 4)"),
+    (lambda p: sequence.gru_backward(np.zeros((2, 5, 4), dtype=np.float32), sequence.gru_forward(np.zeros((2, 5, 3)), None, **p)[1]),
+     "share one dtype, got dhs=float32, x=float64"),
 ])
 def test_gru_bad_arguments_raise_value_error_naming_them(rng, call, message):
     with pytest.raises(ValueError) as err:

@@ -198,6 +198,9 @@ def test_lstm_float32_and_float64_are_kept(rng, dtype):
     (lambda p: sequence.lstm_backward(np.zeros((2, 5, 4)), sequence.lstm_forward(np.zeros((2, 5, 3)), None, None, **p)[1],
                                       np.zeros((2, 3))),
      "dc_last: expected shape (2, 4), got (2, 3)"),
+    (lambda p: sequence.lstm_backward(np.zeros((2, 5, 4), dtype=np.float32),
+                                      sequence.lstm_forward(np.zeros((2, 5, 3)), None, None, **p)[1]),
+     "share one dtype, got dhs=float32, x=float64"),
 ])
 def test_lstm_bad_arguments_raise_value_error_naming_them(rng, call, message):
     with pytest.raises(ValueError) as err:
