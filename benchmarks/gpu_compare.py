@@ -152,7 +152,8 @@ def git_commit(explicit=None):
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                              timeout=10)
         if out.returncode == 0:
-            dirty = subprocess.run(["git", "status", "--porcelain", "--", "rnnlib", "benchmarks"],
+            dirty = subprocess.run(["git", "status", "--porcelain", "--", "rnnlib/models.py",
+                                    "benchmarks/gpu_compare.py"],
                                    cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
             return out.stdout.strip() + ("-dirty" if dirty else ""), "git"
     except (OSError, subprocess.SubprocessError):
