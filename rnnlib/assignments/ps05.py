@@ -1,0 +1,82 @@
+"""Checks for problem set 5 (chapter 6, vanishing and exploding gradients): clipping the gradient norm,
+and truncated backpropagation through time.
+
+As in ps04, only plain data (arrays, numbers, a dict of arrays) is passed to the student's functions,
+and the checks also refuse answers that call ``rnnlib.truncated`` (besides the modules that
+:func:`rnnlib.grading.check_function` watches).
+"""
+import numpy as np
+
+from rnnlib import optim, sequence, truncated
+from rnnlib.assignments.ps04 import forbid_reference_calls, reraise_reference_calls
+from rnnlib.grading import check_function
+
+# ----------------------------------------------------------------------------------------------
+# 1. Clipping the global gradient norm
+
+
+def run_clip(clip_fn, W_ih, W_hh, b, max_norm):
+    """Call ``clip_fn({"W_ih": W_ih, "W_hh": W_hh, "b": b}, max_norm)``; return what it returned and the
+    three arrays that were passed in (clipping must scale them in place)."""
+    grads = {"W_ih": W_ih, "W_hh": W_hh, "b": b}
+    norm = clip_fn(grads, max_norm)
+    return norm, W_ih, W_hh, b
+
+
+def _clip_inputs(clipped):
+    """Three gradient arrays with a global norm between 1 and 100, and a threshold below it (``clipped``)
+    or above it."""
+
+    def inputs(rng):
+        H, D = int(rng.integers(1, 6)), int(rng.integers(1, 5))
+        arrays = [rng.standard_normal((H, D)), rng.standard_normal((H, H)), rng.standard_normal(H)]
+        total = np.sqrt(sum(float(np.sum(a * a)) for a in arrays))
+        scale = 10.0 ** rng.uniform(0, 2) / total
+        arrays = [a * scale for a in arrays]
+        factor = rng.uniform(0.05, 0.9) if clipped else rng.uniform(1.1, 5.0)
+        max_norm = float(np.sqrt(sum(float(np.sum(a * a)) for a in arrays)) * factor)
+        return [("W_ih", arrays[0]), ("W_hh", arrays[1]), ("b", arrays[2]), ("max_norm", max_norm)]
+
+    return inputs
+
+
+CLIP_OUTPUTS = ("returned norm (before clipping)", "grads['W_ih'] after the call (scaled in place)",
+                "grads['W_hh'] after the call (scaled in place)", "grads['b'] after the call (scaled in place)")
+
+
+def clip_grad_norm(clip_grad_norm):
+    student = forbid_reference_calls(lambda *a: run_clip(clip_grad_norm, *a), "clip_grad_norm", ["rnnlib.optim"])
+    reference = lambda *a: run_clip(optim.clip_grad_norm, *a)  # noqa: E731
+    for clipped, label in [(True, "clip_grad_norm (global norm above max_norm)"),
+                           (False, "clip_grad_norm (global norm below max_norm: nothing changes)")]:
+        reraise_reference_calls(lambda: check_function(
+            student, reference, _clip_inputs(clipped), name=label, output_names=CLIP_OUTPUTS, trials=3,
+            rtol=1e-5, atol=1e-12, allow_reference=True))
+
+
+# ----------------------------------------------------------------------------------------------
+# 2. Truncated BPTT
+
+
+def rnn_backward_truncated_reference(dhs, x, h0, hs, W_ih, W_hh, k):
+    """:func:`rnnlib.truncated.rnn_backward_truncated` with the cache spelled out as arguments."""
+    return truncated.rnn_backward_truncated(dhs, (x, h0, hs, W_ih, W_hh), k)
+
+
+def _truncated_inputs(rng):
+    """A random RNN run forward (states from rnnlib), upstream gradients at every step, and 1 <= k < T."""
+    B, T, D, H = int(rng.integers(1, 5)), int(rng.integers(3, 13)), int(rng.integers(1, 5)), int(rng.integers(1, 7))
+    x, h0 = rng.standard_normal((B, T, D)), rng.standard_normal((B, H)) * 0.5
+    W_ih, W_hh = rng.standard_normal((H, D)) * 0.5, rng.standard_normal((H, H)) * 0.5
+    b = rng.standard_normal(H) * 0.1
+    hs, _ = sequence.rnn_forward(x, h0, W_ih, W_hh, b, np.zeros(H))
+    return [("dhs", rng.standard_normal((B, T, H))), ("x", x), ("h0", h0), ("hs", hs), ("W_ih", W_ih),
+            ("W_hh", W_hh), ("k", int(rng.integers(1, T)))]
+
+
+def rnn_backward_truncated(rnn_backward_truncated):
+    student = forbid_reference_calls(rnn_backward_truncated, "rnn_backward_truncated", ["rnnlib.truncated"])
+    reraise_reference_calls(lambda: check_function(
+        student, rnn_backward_truncated_reference, _truncated_inputs, name="rnn_backward_truncated",
+        output_names=("dx", "dh0", "dW_ih", "dW_hh", "db_ih", "db_hh"), trials=4, rtol=1e-7, atol=1e-10,
+        allow_reference=True))

@@ -1,0 +1,108 @@
+"""ps05 graded for plausible wrong answers: partial credit and messages that say what is wrong."""
+import re
+
+import numpy as np
+import pytest
+
+from nbgrader_helpers import autograde, course_copy, feedback_html, make_submission, solution_answers
+from rnnlib.assignments import ps05 as checks
+from rnnlib.grading import GradingError
+
+CLIP_EACH_ARRAY = '''def clip_grad_norm(grads, max_norm):
+    total = 0.0
+    for g in grads.values():                  # clips every array on its own: the direction changes
+        n = float(np.linalg.norm(g))
+        total += n * n
+        if n > max_norm:
+            g *= max_norm / n
+    return float(np.sqrt(total))
+'''
+TBPTT_CALLS_REFERENCE = '''from rnnlib import truncated
+
+def rnn_backward_truncated(dhs, x, h0, hs, W_ih, W_hh, k):
+    return truncated.rnn_backward_truncated(dhs, (x, h0, hs, W_ih, W_hh), k)
+'''
+
+
+def test_partial_credit_and_messages(tmp_path):
+    course = course_copy(tmp_path)
+    good = solution_answers("ps05")
+    make_submission(course, "ps05", "wrong", {**good, "clip": CLIP_EACH_ARRAY})
+    make_submission(course, "ps05", "copier", {**good, "tbptt": TBPTT_CALLS_REFERENCE})
+    cells, totals = autograde(course, "ps05")
+
+    wrong = cells["wrong"]
+    assert wrong["test-clip"][0] == 0 and wrong["test-tbptt"][0] == 4 and totals["wrong"] == 4
+    assert "clip_grad_norm (global norm above max_norm)" in wrong["test-clip"][2]
+    assert "after the call (scaled in place)" in wrong["test-clip"][2] and "largest error" in wrong["test-clip"][2]
+
+    copier = cells["copier"]
+    assert copier["test-tbptt"][0] == 0 and totals["copier"] == 3
+    assert "rnn_backward_truncated calls the rnnlib reference" in copier["test-tbptt"][2]
+    html = feedback_html(course, "wrong", "ps05")
+    assert "largest error" in html and "checks.clip_grad_norm" not in html
+
+
+def _solution(name):
+    namespace = {"np": np}
+    exec(solution_answers("ps05")[name], namespace)  # noqa: S102 (our own solution notebook)
+    return namespace
+
+
+def test_the_solutions_pass_the_hidden_checks():
+    checks.clip_grad_norm(_solution("clip")["clip_grad_norm"])
+    checks.rnn_backward_truncated(_solution("tbptt")["rnn_backward_truncated"])
+
+
+def test_hidden_checks_catch_what_the_visible_tests_miss():
+    def clip_into_new_arrays(grads, max_norm):  # right values, but the caller's arrays stay unclipped
+        norm = float(np.sqrt(sum(np.sum(g * g) for g in grads.values())))
+        if norm > max_norm:
+            for name in grads:
+                grads[name] = grads[name] * (max_norm / norm)
+        return norm
+
+    with pytest.raises(GradingError, match=r"grads\['W_ih'\] after the call \(scaled in place\)"):
+        checks.clip_grad_norm(clip_into_new_arrays)
+
+    def returns_clipped_norm(grads, max_norm):
+        norm = float(np.sqrt(sum(np.sum(g * g) for g in grads.values())))
+        if norm > max_norm:
+            for g in grads.values():
+                g *= max_norm / norm
+        return min(norm, max_norm)
+
+    with pytest.raises(GradingError, match=r"returned norm \(before clipping\)"):
+        checks.clip_grad_norm(returns_clipped_norm)
+
+    solution = _solution("tbptt")["rnn_backward_truncated"]
+
+    def ignores_k(dhs, x, h0, hs, W_ih, W_hh, k):  # full BPTT
+        return solution(dhs, x, h0, hs, W_ih, W_hh, hs.shape[1])
+
+    with pytest.raises(GradingError, match=r"(?s)rnn_backward_truncated\(dhs \(.*k=\d+\).*largest error"):
+        checks.rnn_backward_truncated(ignores_k)
+
+    def cuts_at_the_wrong_step(dhs, x, h0, hs, W_ih, W_hh, k):  # boundaries where (t + 1) % k == 0
+        B, T, H = hs.shape
+        da, dh_next, dh0 = np.zeros_like(hs), np.zeros((B, H)), None
+        for t in reversed(range(T)):
+            da[:, t] = (dhs[:, t] + dh_next) * (1.0 - hs[:, t] ** 2)
+            dh_next = da[:, t] @ W_hh
+            if t == 0:
+                dh0 = dh_next
+            if (t + 1) % k == 0:
+                dh_next = np.zeros((B, H))
+        h_prev = np.concatenate([h0[:, None], hs[:, :-1]], axis=1)
+        db = da.sum(axis=(0, 1))
+        return (da @ W_ih, dh0, np.einsum("bth,btd->hd", da, x), np.einsum("bth,btk->hk", da, h_prev), db, db)
+
+    # Right for k = 1 only: a check draws four k's at random, so give it three chances to draw k > 1.
+    messages = []
+    for _ in range(3):
+        try:
+            checks.rnn_backward_truncated(cuts_at_the_wrong_step)
+        except GradingError as err:
+            messages.append(str(err))
+            break
+    assert messages and re.search(r"rnn_backward_truncated: output \w+: \d+ of \d+ values differ", messages[0])
