@@ -67,7 +67,7 @@ QUICK = dict(
     FULL, budget=46_000, vocab=64, tf_layers=2, head_dim=8, head_multiple=4, multiple=4,
     seq_lens=[16, 64], tokens_per_batch=2 ** 10, modes=["fp32"],
     warmup_steps=2, warmup_s=0.0, repeats=3, min_repeat_s=0.01, max_steps_per_repeat=3,
-    acc_seq_lens=[16, 64], acc_steps=40, acc_batch=16, acc_seeds=[0, 1], acc_eval=256,
+    acc_seq_lens=[16, 64], acc_steps=25, acc_batch=16, acc_seeds=[0, 1], acc_eval=128,
     stream_contexts=[16, 64], stream_warmup=5, stream_tokens=30, stream_dtypes=["fp32"],
     cuda_graphs=False, cpu_threads=1,
 )
