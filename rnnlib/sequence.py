@@ -90,8 +90,8 @@ def linear_backward(dy, cache):
     return dy @ W, dy2.T @ h2, dy2.sum(axis=0)
 
 
-def time_major(a):
-    """``(B, T, ...)`` -> a contiguous ``(T, B, ...)`` copy, so that step t's slice ``[t]`` is contiguous."""
+def swap_batch_time(a):
+    """``(B, T, ...)`` <-> ``(T, B, ...)`` as a contiguous copy: time-major, step t's slice ``[t]`` is contiguous."""
     return np.ascontiguousarray(a.swapaxes(0, 1))
 
 
@@ -116,7 +116,7 @@ def lstm_forward(x, h0, c0, W_ih, W_hh, b_ih, b_hh):
     x = check_shape("x", x, (None, None, D))
     check_same_dtype(x=x, W_ih=W_ih)
     B, T, _ = x.shape
-    xs = time_major(x)  # (T, B, D)
+    xs = swap_batch_time(x)  # (T, B, D)
     gates = (xs.reshape(T * B, D) @ W_ih.T).reshape(T, B, 4 * H)  # input part of every step, one matmul
     gates += b_ih + b_hh
     hs = np.empty((T + 1, B, H), dtype=x.dtype)
@@ -136,7 +136,7 @@ def lstm_forward(x, h0, c0, W_ih, W_hh, b_ih, b_hh):
         cs[t + 1] += np.multiply(i[t], g[t], out=ig)  # c = f * c_prev + i * g
         np.tanh(cs[t + 1], out=tanh_cs[t])
         np.multiply(o[t], tanh_cs[t], out=hs[t + 1])  # h = o * tanh(c)
-    return time_major(hs[1:]), (xs, hs, cs, tanh_cs, gates, W_ih, W_hh)
+    return swap_batch_time(hs[1:]), (xs, hs, cs, tanh_cs, gates, W_ih, W_hh)
 
 
 def lstm_cell_states(cache):
@@ -180,7 +180,7 @@ def lstm_backward(dhs, cache, dc_last=None):
     else:
         dc = check_shape("dc_last", dc_last, (B, H)).copy()
         check_same_dtype(dc_last=dc, x=xs)
-    dhs = time_major(dhs)
+    dhs = swap_batch_time(dhs)
     dh = np.zeros((B, H), dtype=xs.dtype)  # gradient at h arriving from step t + 1
     i, f, g, o = gate_views(gates, 4)  # (T, B, H) views
     dc_dh = o * (1.0 - tanh_cs * tanh_cs)  # (T, B, H): dc/dh through h = o * tanh(c), every step
@@ -200,7 +200,7 @@ def lstm_backward(dhs, cache, dc_last=None):
         np.matmul(da[t], W_hh, out=dh)
         dc *= f[t]
     da2 = da.reshape(T * B, 4 * H)
-    dx = time_major((da2 @ W_ih).reshape(T, B, -1))
+    dx = swap_batch_time((da2 @ W_ih).reshape(T, B, -1))
     dW_ih = da2.T @ xs.reshape(T * B, -1)  # one matmul over all steps (faster than np.einsum: measured)
     dW_hh = da2.T @ hs[:-1].reshape(T * B, H)  # hs[:-1]: the state entering each step
     db = da2.sum(axis=0)
@@ -217,7 +217,7 @@ def gru_forward(x, h0, W_ih, W_hh, b_ih, b_hh):
     x = check_shape("x", x, (None, None, D))
     check_same_dtype(x=x, W_ih=W_ih)
     B, T, _ = x.shape
-    xs = time_major(x)  # (T, B, D)
+    xs = swap_batch_time(x)  # (T, B, D)
     gates = (xs.reshape(T * B, D) @ W_ih.T).reshape(T, B, 3 * H)  # input part of every step, one matmul
     gates += b_ih
     gates[..., :2 * H] += b_hh[:2 * H]  # b_hr and b_hz are plain biases; b_hn stays inside r * (...)
@@ -238,7 +238,7 @@ def gru_forward(x, h0, W_ih, W_hh, b_ih, b_hh):
         np.subtract(hs[t], n[t], out=hs[t + 1])
         hs[t + 1] *= z[t]
         hs[t + 1] += n[t]  # h = n + z * (h_prev - n) = (1 - z) * n + z * h_prev
-    return time_major(hs[1:]), (xs, hs, gates, hns, W_ih, W_hh)
+    return swap_batch_time(hs[1:]), (xs, hs, gates, hns, W_ih, W_hh)
 
 
 def gru_backward(dhs, cache):
@@ -257,7 +257,7 @@ def gru_backward(dhs, cache):
     T, B, H = hns.shape
     dhs = check_shape("dhs", dhs, (B, T, H))
     check_same_dtype(dhs=dhs, x=xs)
-    dhs = time_major(dhs)
+    dhs = swap_batch_time(dhs)
     da_h = np.empty_like(gates)  # (T, B, 3H): gradient at h_prev @ W_hh.T + b_hh of every step
     da_n = np.empty_like(hns)  # (T, B, H): gradient at the pre-activation of n
     r, z, n = gate_views(gates, 3)
@@ -266,25 +266,25 @@ def gru_backward(dhs, cache):
     for t in reversed(range(T)):
         da_r, da_z, da_hn = gate_views(da_h[t], 3)
         dh += dhs[t]
-        np.multiply(n[t], n[t], out=da_n[t])
+        np.multiply(n[t], n[t], out=da_n[t])  # da_n = dh * (1 - z) * (1 - n^2)
         np.subtract(1.0, da_n[t], out=da_n[t])
         da_n[t] *= dh
         np.subtract(1.0, z[t], out=tmp)
         da_n[t] *= tmp
         np.multiply(da_n[t], r[t], out=da_hn)
-        np.subtract(1.0, gates[t, :, :2 * H], out=da_h[t, :, :2 * H])  # s (1 - s) for r and z
+        np.subtract(1.0, gates[t, :, :2 * H], out=da_h[t, :, :2 * H])  # s (1 - s) for r and z at once
         da_h[t, :, :2 * H] *= gates[t, :, :2 * H]
-        da_r *= da_n[t]
+        da_r *= da_n[t]  # da_r = da_n * hn * r (1 - r)
         da_r *= hns[t]
-        np.subtract(hs[t], n[t], out=tmp)
+        np.subtract(hs[t], n[t], out=tmp)  # da_z = dh * (h_prev - n) * z (1 - z)
         tmp *= dh
         da_z *= tmp
-        dh *= z[t]
+        dh *= z[t]  # dh_prev = dh * z + da_h @ W_hh
         dh += np.matmul(da_h[t], W_hh, out=tmp)
     da_i = da_h.copy()  # gradient at x @ W_ih.T + b_ih: the same for r and z, not for n
     da_i[..., 2 * H:] = da_n
     da_i2, da_h2 = da_i.reshape(T * B, 3 * H), da_h.reshape(T * B, 3 * H)
-    dx = time_major((da_i2 @ W_ih).reshape(T, B, -1))
+    dx = swap_batch_time((da_i2 @ W_ih).reshape(T, B, -1))
     dW_ih = da_i2.T @ xs.reshape(T * B, -1)
     dW_hh = da_h2.T @ hs[:-1].reshape(T * B, H)
     return dx, dh, dW_ih, dW_hh, da_i2.sum(axis=0), da_h2.sum(axis=0)
