@@ -47,7 +47,10 @@ def check_layers(kind, layers, bidirectional):
                 raise ValueError(f"{where}: {err}") from None
             if H is None:
                 D_in, H = D, H_ld  # layer 0 fixes the input and hidden sizes
-            elif H_ld != H or D != (D_in if l == 0 else num_directions * H):
+            elif H_ld != H:
+                raise ValueError(f"{where}: W_hh: expected shape {(GATES[kind] * H, H)} (the hidden size of "
+                                 f"layers[0][0]), got {params['W_hh'].shape}")
+            elif D != (D_in if l == 0 else num_directions * H):
                 expected = (GATES[kind] * H, D_in if l == 0 else num_directions * H)
                 raise ValueError(f"{where}: W_ih: expected shape {expected}, got {params['W_ih'].shape}")
     return D_in, H
