@@ -14,6 +14,8 @@ if root not in sys.path:
     sys.path.insert(0, root)  # coursegrade/ lives next to this file
 
 c.CourseDirectory.root = root
+# A non-empty course id: PostgreSQL enforces the gradebook's foreign key to the course table.
+c.CourseDirectory.course_id = "rnn-course"
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "exercises"
 c.CourseDirectory.db_url = "sqlite:///" + os.path.join(root, "gradebook.db") + "?timeout=120"

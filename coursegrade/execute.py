@@ -29,6 +29,7 @@ import tempfile
 import time
 
 import nbformat
+from jupyter_core.utils import run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbgrader.preprocessors import Execute
 from nbgrader import utils
@@ -114,6 +115,8 @@ class SandboxedExecute(Execute):
             kwargs["env"] = {**os.environ, sandbox.LIMITS_ENV: self.limits().to_env()}
         return await super().async_start_new_kernel(**kwargs)
 
+    start_new_kernel = run_sync(async_start_new_kernel)  # nbclient binds the sync name to its own method
+
     def preprocess(self, nb, resources=None, km=None):
         global _PREFLIGHT_OK
         if self.unsafe:
@@ -183,6 +186,16 @@ class SandboxedExecute(Execute):
             cell.outputs.append(error_output(
                 "NotebookTimeoutError", f"not run: the notebook used up its time limit of {self.notebook_timeout} s"))
             return cell, self.resources
+        if self._executed and not self._kernel_alive():
+            # the previous cell ended the kernel after it replied (exit(), quit(), a thread calling os._exit)
+            culprit = self._executed[-1]
+            self.nb.cells[culprit].outputs.append(error_output(
+                "KernelDied", "the kernel stopped after this cell ran (exit(), quit(), os._exit, or a limit); "
+                              "the cells after it ran in a fresh kernel, without this one"))
+            self._restart(culprit, "the kernel died")
+            if self._gave_up:
+                cell.outputs.append(error_output("KernelDied", self._gave_up))
+                return cell, self.resources
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
         parts = split_hidden(cell.source) if (utils.is_grade(cell) and self.hidden_tests_in_grader
                                               and grade_id not in self.in_kernel_tests) else [(False, cell.source)]
@@ -220,7 +233,7 @@ class SandboxedExecute(Execute):
         if self._broken:
             ename, why = self._broken
             self._broken = None
-            self._restart(index, why)
+            self._restart(self._culprit(index), why)
             return error_output(ename, why)
         return failure
 
@@ -234,12 +247,14 @@ class SandboxedExecute(Execute):
             cell.outputs.append(error_output(
                 "KernelDied", "the kernel stopped while running this cell (os._exit, exit(), a crash, or the "
                               "CPU/memory limit); the cells after it ran in a fresh kernel, without this one"))
-            self._restart(index, "the kernel died")
+            self._restart(self._culprit(index), "the kernel died")
             return False
-        except CellTimeoutError as exc:
-            cell.outputs.append(error_output("CellTimeoutError", f"no answer from the kernel: {exc}".split("\n")[0]))
+        except CellTimeoutError:
+            cell.outputs.append(error_output(
+                "CellTimeoutError", f"this cell did not stop when interrupted at the time limit of {self.timeout} s: "
+                                    "the kernel was replaced by a fresh one, and the cells before it were run again"))
             if not replay:
-                self._restart(index, "timeout")
+                self._restart(self._culprit(index), "timeout")
             return False
         if replay:
             return True
@@ -281,6 +296,12 @@ class SandboxedExecute(Execute):
             self.timeout = saved
         return not any(o.output_type == "error" and o.ename == "CellTimeoutError" for o in probe.outputs)
 
+    def _kernel_alive(self):
+        try:
+            return self.km is not None and bool(run_sync(self.km.is_alive)())
+        except Exception:
+            return False
+
     def _sandbox_uid(self):
         if self.unsafe or self.km is None:
             return None
@@ -309,6 +330,22 @@ class SandboxedExecute(Execute):
             except OSError:
                 continue
         return max(0, count - self.max_processes_after_cell)
+
+    def _culprit(self, index):
+        """The cell to leave out when replaying: a grade cell's own code is the instructor's, so when the
+        kernel dies in one, the student's cell that ran before it is to blame (``exit()`` ends the kernel
+        only after its cell replied; a function that kills the kernel is defined there)."""
+        if not utils.is_grade(self.nb.cells[index]):
+            return index
+        for i in reversed(self._executed):
+            if i < index and not utils.is_grade(self.nb.cells[i]) and not utils.is_locked(self.nb.cells[i]):
+                c = self.nb.cells[i]
+                if not any(o.output_type == "error" and o.ename == "KernelDied" for o in c.get("outputs", [])):
+                    c.outputs.append(error_output(
+                        "KernelDied", "the kernel died right after this cell, or when the grader called code "
+                                      "defined here; the cells after it ran in a fresh kernel, without this one"))
+                return i
+        return index
 
     def _restart(self, bad_index, why):
         """Replace the kernel and replay the cells run so far, except the ones that broke it."""

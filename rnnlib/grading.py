@@ -87,21 +87,38 @@ def reference_code():
     return codes
 
 
+_ACTIVE_WATCHES = []
+
+
 @contextmanager
 def watch_calls(codes):
-    """Record, in the yielded list, any call to a function whose code object is in ``codes``."""
+    """Record, in the yielded list, any call to a function whose code object is in ``codes``.
+
+    Calls seen outside this process (the course's grader runs the student's functions in a
+    sandboxed kernel and reports what it saw there) arrive through :func:`report_reference_calls`."""
     seen = []
 
     def profiler(frame, event, arg):
         if event == "call" and frame.f_code in codes:
             seen.append(frame.f_code.co_name)
 
+    watch = (codes, seen)
+    _ACTIVE_WATCHES.append(watch)
     previous = sys.getprofile()
     sys.setprofile(profiler)
     try:
         yield seen
     finally:
         sys.setprofile(previous)
+        _ACTIVE_WATCHES.remove(watch)
+
+
+def report_reference_calls(names):
+    """Record calls of reference functions ``names`` made in another process, for every active
+    :func:`watch_calls` that is looking for reference calls."""
+    for codes, seen in _ACTIVE_WATCHES:
+        if codes:
+            seen.extend(names)
 
 
 def check_function(student_fn, reference_fn, make_inputs, *, name, output_names=("output",), trials=3,
