@@ -68,7 +68,7 @@ def test_partial_credit_and_messages(tmp_path):
     good = solution_answers("ps09")
     make_submission(course, "ps09", "wrong", {**good, "pad": LEFT_PADDED, "pack": SORTED_PACK,
                                                "model": OWN_PACKING_MODEL, "train": UNDERTRAINED})
-    make_submission(course, "ps09", "unpacked", {**good, "model": UNPACKED_MODEL})
+    make_submission(course, "ps09", "unpacked", {**good, "model": UNPACKED_MODEL, "train": UNDERTRAINED})
     cells, totals = autograde(course, "ps09")
 
     wrong = cells["wrong"]
@@ -82,7 +82,7 @@ def test_partial_credit_and_messages(tmp_path):
     unpacked = cells["unpacked"]
     assert unpacked["test-model"][0] == 0
     assert "must not depend on the padding" in unpacked["test-model"][2]
-    assert unpacked["test-pad"][0] == 2 and unpacked["test-pack"][0] == 3
+    assert unpacked["test-pad"][0] == 2 and unpacked["test-pack"][0] == 3 and totals["unpacked"] == 5
     html = feedback_html(course, "wrong", "ps09")
     assert "largest error" in html and "checks.pack_sequences" not in html
 
