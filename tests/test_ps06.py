@@ -1,0 +1,106 @@
+"""ps06 graded for plausible wrong answers: partial credit and messages that say what is wrong.
+
+The backward is graded through the student's own forward (their own cache), so a wrong forward also
+costs the backward cells, with a message that says the forward has to be fixed first.
+"""
+import numpy as np
+import pytest
+
+from nbgrader_helpers import autograde, course_copy, feedback_html, make_submission, solution_answers
+from rnnlib import cells
+from rnnlib.assignments import ps06
+from rnnlib.grading import GradingError
+
+# Forward right, backward with dW_ih transposed (x.T @ da instead of da.T @ x).
+TRANSPOSED_DW = '''def lstm_step_backward(dh, dc, cache):
+    k = cache
+    i, f, g, o, tanh_c = k["i"], k["f"], k["g"], k["o"], k["tanh_c"]
+    dc_total = dc + dh * o * (1.0 - tanh_c ** 2)
+    da = np.concatenate([dc_total * g * i * (1.0 - i), dc_total * k["c_prev"] * f * (1.0 - f),
+                         dc_total * i * (1.0 - g ** 2), dh * tanh_c * o * (1.0 - o)], axis=1)
+    db = da.sum(axis=0)
+    return da @ k["W_ih"], da @ k["W_hh"], dc_total * f, k["x"].T @ da, da.T @ k["h_prev"], db, db
+'''
+# Forward with h = o * c (tanh forgotten): h wrong, c right, so both backward cells fail too.
+NO_TANH_H = '''def sigmoid(a):
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+def lstm_step_forward(x, h_prev, c_prev, W_ih, W_hh, b_ih, b_hh):
+    H = h_prev.shape[1]
+    a = x @ W_ih.T + b_ih + h_prev @ W_hh.T + b_hh
+    i, f, g, o = sigmoid(a[:, :H]), sigmoid(a[:, H:2 * H]), np.tanh(a[:, 2 * H:3 * H]), sigmoid(a[:, 3 * H:])
+    c = f * c_prev + i * g
+    h = o * c
+    return h, c, dict(x=x, h_prev=h_prev, c_prev=c_prev, i=i, f=f, g=g, o=o, tanh_c=np.tanh(c), W_ih=W_ih, W_hh=W_hh)
+'''
+# Backward without the path from dh into the cell state: every gradient except the output gate's is off.
+NO_DH_INTO_C = TRANSPOSED_DW.replace("dc_total = dc + dh * o * (1.0 - tanh_c ** 2)", "dc_total = dc").replace(
+    'k["x"].T @ da', 'da.T @ k["x"]')
+COPIER_FORWARD = '''from rnnlib import cells
+
+
+def lstm_step_forward(x, h_prev, c_prev, W_ih, W_hh, b_ih, b_hh):
+    return cells.lstm_step_forward(x, h_prev, c_prev, W_ih, W_hh, b_ih, b_hh)
+'''
+COPIER_BACKWARD = '''def lstm_step_backward(dh, dc, cache):
+    return cells.lstm_step_backward(dh, dc, cache)
+'''
+
+
+def test_partial_credit_and_messages(tmp_path):
+    course = course_copy(tmp_path)
+    good = solution_answers("ps06")
+    make_submission(course, "ps06", "transposed", {**good, "backward": TRANSPOSED_DW})
+    make_submission(course, "ps06", "notanh", {**good, "forward": NO_TANH_H})
+    make_submission(course, "ps06", "copier", {**good, "forward": COPIER_FORWARD, "backward": COPIER_BACKWARD})
+    cells, totals = autograde(course, "ps06")
+
+    t = cells["transposed"]
+    assert [t[k][0] for k in ("test-forward-h", "test-forward-c", "test-backward-inputs", "test-backward-weights")] \
+        == [2, 2, 3, 0]
+    assert totals["transposed"] == 7
+    assert "dW_ih" in t["test-backward-weights"][2] and "shape" in t["test-backward-weights"][2]
+
+    n = cells["notanh"]
+    assert [n[k][0] for k in ("test-forward-h", "test-forward-c", "test-backward-inputs", "test-backward-weights")] \
+        == [0, 2, 0, 0]
+    assert "lstm_step_forward: output h:" in n["test-forward-h"][2] and "values differ" in n["test-forward-h"][2]
+    assert "graded on the cache of YOUR lstm_step_forward" in n["test-backward-inputs"][2]
+
+    c = cells["copier"]
+    assert totals["copier"] == 0
+    assert "calls the rnnlib reference" in c["test-forward-h"][2]
+    assert "calls the rnnlib reference" in c["test-backward-weights"][2]
+
+    html = feedback_html(course, "notanh", "ps06")
+    assert "largest error" in html and "fix it first" in html and "checks.backward" not in html
+
+
+def test_hidden_checks_directly():
+    """The hidden checks on their own: exact messages for a wrong forward and for a copier."""
+    good = solution_answers("ps06")
+    ns = {"np": np}
+    exec(good["forward"] + "\n" + good["backward"], ns)
+    ps06.forward_h(ns["lstm_step_forward"])
+    ps06.forward_c(ns["lstm_step_forward"])
+    ps06.backward_inputs(ns["lstm_step_forward"], ns["lstm_step_backward"])
+    ps06.backward_weights(ns["lstm_step_forward"], ns["lstm_step_backward"])
+
+    bad = {"np": np}
+    exec(NO_TANH_H, bad)
+    with pytest.raises(GradingError, match="output h: .* values differ"):
+        ps06.forward_h(bad["lstm_step_forward"])
+    with pytest.raises(GradingError, match="graded on the cache of YOUR lstm_step_forward"):
+        ps06.backward_inputs(bad["lstm_step_forward"], ns["lstm_step_backward"])
+    nodh = {"np": np}
+    exec(NO_DH_INTO_C, nodh)
+    with pytest.raises(GradingError, match="output dx: .* values differ"):
+        ps06.backward_inputs(ns["lstm_step_forward"], nodh["lstm_step_backward"])
+    with pytest.raises(GradingError, match="output dW_ih: .* values differ"):
+        ps06.backward_weights(ns["lstm_step_forward"], nodh["lstm_step_backward"])
+    with pytest.raises(GradingError, match="calls the rnnlib reference"):
+        ps06.forward_c(lambda *a: cells.lstm_step_forward(*a))
+    with pytest.raises(GradingError, match="must return 3 values"):
+        ps06.forward_c(lambda *a: cells.lstm_step_forward(*a)[:2])
+
