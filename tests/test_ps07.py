@@ -1,0 +1,111 @@
+"""ps07 graded for plausible wrong answers: partial credit and messages that say what is wrong."""
+import numpy as np
+import pytest
+
+from nbgrader_helpers import autograde, course_copy, feedback_html, make_submission, solution_answers
+from rnnlib import cells
+from rnnlib.assignments import ps07
+from rnnlib.grading import GradingError
+
+CELLS = ("test-forward", "test-backward-inputs", "test-backward-ih", "test-backward-hh", "test-count")
+
+# Cho et al.'s placement of the reset gate (before the product): the forward is wrong, so is every backward.
+CHO_FORWARD = '''def sigmoid(a):
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+def gru_step_forward(x, h_prev, W_ih, W_hh, b_ih, b_hh):
+    H = h_prev.shape[1]
+    a_i = x @ W_ih.T + b_ih
+    a_h = h_prev @ W_hh.T + b_hh
+    r = sigmoid(a_i[:, :H] + a_h[:, :H])
+    z = sigmoid(a_i[:, H:2 * H] + a_h[:, H:2 * H])
+    hn = (r * h_prev) @ W_hh[2 * H:].T + b_hh[2 * H:]
+    n = np.tanh(a_i[:, 2 * H:] + hn)
+    return (1.0 - z) * n + z * h_prev, dict(x=x, h_prev=h_prev, r=r, z=z, n=n, hn=hn, W_ih=W_ih, W_hh=W_hh)
+'''
+# Forward right; the backward gives b_hh the gradient of b_ih (as in the RNN and the LSTM) and W_hh
+# the matching wrong one: only the hidden-weight cell fails.
+SAME_BIAS_GRADS = '''def gru_step_backward(dh, cache):
+    k = cache
+    r, z, n = k["r"], k["z"], k["n"]
+    da_n = dh * (1.0 - z) * (1.0 - n ** 2)
+    da_z = dh * (k["h_prev"] - n) * z * (1.0 - z)
+    da_r = da_n * k["hn"] * r * (1.0 - r)
+    da_i = np.concatenate([da_r, da_z, da_n], axis=1)
+    da_h = np.concatenate([da_r, da_z, da_n * r], axis=1)
+    dx = da_i @ k["W_ih"]
+    dh_prev = dh * z + da_h @ k["W_hh"]
+    return dx, dh_prev, da_i.T @ k["x"], da_i.T @ k["h_prev"], da_i.sum(axis=0), da_i.sum(axis=0)
+'''
+# Forward right; the backward forgets the direct path z * h_prev into dh_prev.
+NO_DIRECT_PATH = SAME_BIAS_GRADS.replace("dh_prev = dh * z + da_h", "dh_prev = da_h").replace(
+    'da_i.T @ k["h_prev"], da_i.sum(axis=0), da_i.sum(axis=0)', 'da_h.T @ k["h_prev"], da_i.sum(axis=0), da_h.sum(axis=0)')
+COPIER = '''from rnnlib import cells
+
+
+def gru_step_forward(x, h_prev, W_ih, W_hh, b_ih, b_hh):
+    return cells.gru_step_forward(x, h_prev, W_ih, W_hh, b_ih, b_hh)
+
+
+def gru_step_backward(dh, cache):
+    return cells.gru_step_backward(dh, cache)
+'''
+
+
+def scores(per_cell):
+    return [per_cell[k][0] for k in CELLS]
+
+
+def test_partial_credit_and_messages(tmp_path):
+    course = course_copy(tmp_path)
+    good = solution_answers("ps07")
+    make_submission(course, "ps07", "cho", {**good, "forward": CHO_FORWARD})
+    make_submission(course, "ps07", "samebias", {**good, "backward": SAME_BIAS_GRADS})
+    make_submission(course, "ps07", "copier", {**good, "forward": COPIER, "backward": "pass"})
+    cells_, totals = autograde(course, "ps07")
+
+    assert scores(cells_["cho"]) == [0, 0, 0, 0, 1] and totals["cho"] == 1
+    assert "gru_step_forward: output h:" in cells_["cho"]["test-forward"][2]
+    assert "graded on the cache of YOUR gru_step_forward" in cells_["cho"]["test-backward-hh"][2]
+
+    assert scores(cells_["samebias"]) == [3, 2, 2, 0, 1] and totals["samebias"] == 8
+    assert "gru_step_backward: output dW_hh:" in cells_["samebias"]["test-backward-hh"][2]
+
+    assert totals["copier"] == 1
+    assert "calls the rnnlib reference" in cells_["copier"]["test-forward"][2]
+
+    html = feedback_html(course, "samebias", "ps07")
+    assert "output dW_hh" in html and "largest error" in html and "checks.backward" not in html
+
+
+def test_hidden_checks_directly():
+    """The hidden checks on their own, including the message for a backward graded through a wrong forward."""
+    good = solution_answers("ps07")
+    ns = {"np": np}
+    exec(good["forward"] + "\n" + good["backward"] + "\n" + good["count"], ns)
+    ps07.forward_h(ns["gru_step_forward"])
+    ps07.backward_inputs(ns["gru_step_forward"], ns["gru_step_backward"])
+    ps07.backward_input_weights(ns["gru_step_forward"], ns["gru_step_backward"])
+    ps07.backward_hidden_weights(ns["gru_step_forward"], ns["gru_step_backward"])
+    ps07.param_counts(ns["gru_param_count"], ns["lstm_param_count"])
+
+    cho = {"np": np}
+    exec(CHO_FORWARD, cho)
+    with pytest.raises(GradingError, match="graded on the cache of YOUR gru_step_forward"):
+        ps07.backward_inputs(cho["gru_step_forward"], ns["gru_step_backward"])
+    wrong = {"np": np}
+    exec(SAME_BIAS_GRADS, wrong)
+    with pytest.raises(GradingError, match="output db_hh|output dW_hh"):
+        ps07.backward_hidden_weights(ns["gru_step_forward"], wrong["gru_step_backward"])
+    nodirect = {"np": np}
+    exec(NO_DIRECT_PATH, nodirect)
+    with pytest.raises(GradingError, match="output dh_prev: .* values differ"):
+        ps07.backward_inputs(ns["gru_step_forward"], nodirect["gru_step_backward"])
+    ps07.backward_hidden_weights(ns["gru_step_forward"], nodirect["gru_step_backward"])  # only dh_prev is wrong
+    with pytest.raises(GradingError, match="calls the rnnlib reference"):
+        ps07.forward_h(lambda *a: cells.gru_step_forward(*a))
+    with pytest.raises(GradingError, match="must return 2 values"):
+        ps07.forward_h(lambda *a: ns["gru_step_forward"](*a)[0])
+    with pytest.raises(GradingError, match="lstm_param_count"):
+        ps07.param_counts(ns["gru_param_count"], ns["gru_param_count"])
