@@ -26,13 +26,9 @@ per (model, T) and the provenance: command, git commit, date, machine, versions,
 """
 import argparse
 import concurrent.futures
-import datetime
 import json
 import multiprocessing
 import os
-import platform
-import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -43,6 +39,9 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from rnnlib.data import adding_accuracy, adding_problem
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import provenance as prov  # noqa: E402  (one provenance module for every experiment script)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "experiments" / "results" / "adding_gated.json"
@@ -132,27 +131,10 @@ def train_one(kind, T, cfg, progress=True):
             "seconds": round(time.perf_counter() - start, 2), "curve": curve}
 
 
-def git_commit():
-    """``HEAD``'s hash, with ``+dirty`` if this script differs from it; ``unknown`` outside git."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", str(Path(__file__).resolve())], cwd=ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return head + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def provenance(argv, commit, threads, seconds):
     """Where the results came from. ``commit`` is taken when the run starts (others may commit meanwhile)."""
-    return {"command": "python " + " ".join(shlex.quote(a) for a in argv),
-            "git_commit": commit,
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "machine": {"hostname": platform.node(), "platform": platform.platform(),
-                        "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-                        "torch_threads": threads, "device": "cpu"},
-            "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},
+    return {"command": prov.command(argv), "git_commit": commit, "date": prov.utc_now(),
+            "machine": prov.machine(torch_threads=threads, device="cpu"), "versions": prov.versions(torch, np),
             "seconds": round(seconds, 1)}
 
 
@@ -229,7 +211,7 @@ def main(argv=None):
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv[1:])
-    start, commit = time.perf_counter(), git_commit()
+    start, commit = time.perf_counter(), prov.git_commit(__file__)
     cfg, records = run(a.lengths, a.models, hidden=a.hidden, steps=a.steps, batch=a.batch, lr=a.lr, clip=a.clip,
                        val=a.val, test=a.test, eval_every=a.eval_every, solved=a.solved, seed=a.seed,
                        gate_bias=a.gate_bias, jobs=a.jobs, threads=a.threads, progress=not a.no_progress)

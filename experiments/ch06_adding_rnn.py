@@ -24,12 +24,9 @@ record per T, and the provenance: command, git commit, date, machine, versions, 
     python experiments/ch06_adding_rnn.py --lengths 10 --steps 4 --eval-every 2 --out /tmp/tiny.json
 """
 import argparse
-import datetime
 import json
 import os
 import platform
-import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,6 +35,9 @@ import numpy as np
 
 from rnnlib import losses, optim, sequence, train
 from rnnlib.data import adding_accuracy, adding_problem
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import provenance as prov  # noqa: E402  (one provenance module for every experiment script)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "experiments" / "results" / "ch06_adding_rnn.json"
@@ -133,25 +133,12 @@ def train_one(T, cfg, progress=True):
             "seconds": round(seconds, 2), "curve": curve}
 
 
-def git_commit():
-    """``HEAD``'s hash, with ``+dirty`` if this script differs from it; ``unknown`` outside git."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", str(Path(__file__).resolve())], cwd=ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return head + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def provenance(argv, seconds):
-    return {"command": "python " + " ".join(shlex.quote(a) for a in ["experiments/ch06_adding_rnn.py", *argv]),
-            "git_commit": git_commit(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    return {"command": prov.command(["experiments/ch06_adding_rnn.py", *argv]),
+            "git_commit": prov.git_commit(__file__), "date": prov.utc_now(),
             "machine": {"node": platform.node(), "platform": platform.platform(), "processor": platform.processor(),
                         "cpus": os.cpu_count()},
-            "versions": {"python": platform.python_version(), "numpy": np.__version__},
-            "seconds": round(seconds, 1)}
+            "versions": prov.versions(np), "seconds": round(seconds, 1)}
 
 
 def parse_args(argv):

@@ -35,7 +35,7 @@ from rnnlib import data
 from rnnlib.models import RecurrentLM, count_params
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reber import provenance  # noqa: E402  (one provenance record for every experiment script)
+import provenance as prov  # noqa: E402  (one provenance module for every experiment script)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -176,10 +176,10 @@ def main(argv=None):
     config = dict(TINY if args.tiny else FULL)
     if args.steps is not None:
         config["steps"] = args.steps
-    prov = provenance(None if argv is None else ["experiments/char_lm.py", *argv])  # the commit the run starts from
+    record = prov.lm_record(None if argv is None else ["experiments/char_lm.py", *argv])  # the commit the run starts from
     t0 = time.perf_counter()
     result = run(config, progress=not args.no_progress)
-    result["provenance"] = {**prov, "seconds": round(time.perf_counter() - t0, 1)}
+    result["provenance"] = {**record, "seconds": round(time.perf_counter() - t0, 1)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     print(f"{result['params']} parameters; held-out {result['held_out_bpc']:.3f} bits/char "

@@ -22,11 +22,7 @@ Run (about 5 minutes on two shared CPU cores with the defaults)::
 The functions are imported by chapter 9 for its small live run.
 """
 import argparse
-import datetime
 import json
-import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,6 +35,9 @@ from tqdm.auto import tqdm
 from rnnlib import data
 from rnnlib.models import RecurrentLM, count_params
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import provenance as prov  # noqa: E402  (one provenance module for every experiment script)
+
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("rnn", "lstm", "gru")
 V = len(data.REBER_SYMBOLS)
@@ -47,28 +46,6 @@ FULL = dict(n_train=1000, n_val=200, n_test=1000, hidden=32, epochs=20, batch_si
             stop_after=3, seeds=(0, 1, 2), data_seed=1997)
 TINY = dict(n_train=64, n_val=32, n_test=64, hidden=8, epochs=2, batch_size=16, lr=1e-2, clip=1.0,
             stop_after=3, seeds=(0,), data_seed=1997)
-
-
-def provenance(argv=None):
-    """Where a result came from: command, git commit (and whether the tree had changes), date, machine."""
-    def git(*args):
-        try:
-            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
-                                  timeout=10).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    argv = sys.argv if argv is None else argv
-    return {
-        "command": " ".join([Path(sys.executable).name, *argv]),
-        "git_commit": git("rev-parse", "HEAD") or "unknown",
-        "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"hostname": platform.node(), "platform": platform.platform(),
-                    "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-                    "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
-                    "torch": torch.__version__, "numpy": np.__version__},
-    }
 
 
 def make_data(n_train, n_val, n_test, data_seed):
@@ -211,10 +188,10 @@ def main(argv=None):
     config = dict(TINY if args.tiny else FULL)
     if args.epochs is not None:
         config["epochs"] = args.epochs
-    prov = provenance(None if argv is None else ["experiments/reber.py", *argv])  # the commit the run starts from
+    record = prov.lm_record(None if argv is None else ["experiments/reber.py", *argv])  # the commit the run starts from
     t0 = time.perf_counter()
     result = run(config, progress=not args.no_progress)
-    result["provenance"] = {**prov, "seconds": round(time.perf_counter() - t0, 1)}
+    result["provenance"] = {**record, "seconds": round(time.perf_counter() - t0, 1)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     for kind, s in result["summary"].items():
