@@ -4,34 +4,7 @@ import pytest
 import torch
 
 from rnnlib import cells, gradcheck, sequence
-
-TOL = 1e-7
-EPS = 1e-5  # finite-difference step: balances truncation (eps^2) and rounding (1e-16 |loss| / eps)
-SHAPES = [(1, 1, 1, 1), (1, 4, 3, 2), (3, 1, 2, 5), (3, 5, 4, 6)]  # (B, T, D, H)
-
-
-def gru_params(rng, D, H, dtype=np.float64):
-    s = 1 / np.sqrt(H)
-    return {"W_ih": rng.uniform(-s, s, (3 * H, D)).astype(dtype),
-            "W_hh": rng.uniform(-s, s, (3 * H, H)).astype(dtype),
-            "b_ih": rng.uniform(-s, s, 3 * H).astype(dtype), "b_hh": rng.uniform(-s, s, 3 * H).astype(dtype)}
-
-
-def copy_into(module, params, suffix):
-    with torch.no_grad():
-        for name, torch_name in [("W_ih", "weight_ih"), ("W_hh", "weight_hh"), ("b_ih", "bias_ih"), ("b_hh", "bias_hh")]:
-            getattr(module, torch_name + suffix).copy_(torch.tensor(params[name]))
-    return module
-
-
-def weight_grads(module, suffix):
-    return [getattr(module, n + suffix).grad.numpy() for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-
-
-def assert_all_close(names, got, expected):
-    for name, g, e in zip(names, got, expected):
-        assert g.shape == e.shape, name
-        assert gradcheck.rel_error(g, e) < TOL, name
+from torch_helpers import EPS, SHAPES, TOL, assert_all_close, copy_into, gru_params, weight_grads
 
 
 @pytest.mark.parametrize("B,T,D,H", SHAPES)

@@ -4,9 +4,8 @@ import pytest
 import torch
 
 from rnnlib import gradcheck, sequence, stacked, torch_io
+from torch_helpers import EPS, TOL
 
-TOL = 1e-7
-EPS = 1e-5  # finite-difference step: balances truncation (eps^2) and rounding (1e-16 |loss| / eps)
 # Through two layers some weight gradients are ~1e-4 while the difference quotient is only accurate to
 # ~1e-10 absolute, so the element-wise relative error of a correct gradient reaches a few 1e-7 (a wrong
 # one gives 1e-2 or worse). The exact comparison is the one against torch autograd above (< 1e-7).
