@@ -196,6 +196,12 @@ class SandboxedExecute(Execute):
             if self._gave_up:
                 cell.outputs.append(error_output("KernelDied", self._gave_up))
                 return cell, self.resources
+        remaining = self._deadline - time.monotonic()
+        limit = (f"this cell ran longer than the time limit of {self.timeout} s per cell and was stopped"
+                 if remaining >= self.timeout else
+                 f"the notebook's time limit of {self.notebook_timeout} s ran out during this cell: it was stopped")
+        self.error_on_timeout = {"ename": "CellTimeoutError", "evalue": limit,
+                                 "traceback": [f"CellTimeoutError: {limit}"]}
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
         parts = split_hidden(cell.source) if (utils.is_grade(cell) and self.hidden_tests_in_grader
                                               and grade_id not in self.in_kernel_tests) else [(False, cell.source)]

@@ -144,18 +144,12 @@ def cell_messages(course, student, assignment, notebook_names):
                 continue
             if cell.cell_type == "code" and meta.get("grade") and cell.source.lstrip().startswith("# This cell (id:"):
                 msgs.append(f"{meta['grade_id']}: this test cell was missing from the submission and was put back")
-            if cell.cell_type == "code" and meta.get("solution") and not meta.get("grade"):
-                for out in cell.get("outputs", []):
-                    if out.output_type == "error":
-                        text = " ".join(str(out.evalue).split())
-                        msgs.append(f"{meta['grade_id']} (answer cell): {out.ename}: {text[:300]}")
-                        break
-            if cell.cell_type == "code" and meta.get("grade"):
-                for out in cell.get("outputs", []):
-                    if out.output_type == "error":
-                        text = " ".join(str(out.evalue).split())
-                        msgs.append(f"{meta['grade_id']}: {out.ename}: {text[:300]}")
-                        break
+            if cell.cell_type == "code" and (meta.get("grade") or meta.get("solution")):
+                errors = [f"{out.ename}: {' '.join(str(out.evalue).split())[:300]}".rstrip(": ")
+                          for out in cell.get("outputs", []) if out.output_type == "error"]
+                if errors:
+                    where = meta["grade_id"] + ("" if meta.get("grade") else " (answer cell)")
+                    msgs.append(f"{where}: {'; '.join(errors)}")
     return msgs
 
 

@@ -19,9 +19,9 @@ from nbgrader_helpers import answer_cells, make_submission, solution_answers
 PS = "ps01"
 FULL = 14
 # Limits the test grades with (see tests/test_grading_corpus.py).
-CELL_TIMEOUT = 10
-NOTEBOOK_TIMEOUT = 45
-MEMORY_MB = 1024
+CELL_TIMEOUT = 6
+NOTEBOOK_TIMEOUT = 30
+MEMORY_MB = 2048
 FILE_MB = 16
 
 
@@ -142,12 +142,15 @@ for root, dirs, files in os.walk("/"):
     for f in files:
         if f == "gradebook.db" or (f.endswith(".ipynb") and "autograded" not in root):
             found.append(os.path.join(root, f))
+own = os.path.realpath(os.getcwd())   # its own scratch folder is no leak
+found = [f for f in found if not os.path.realpath(f).startswith(own + os.sep)]
 print("SNOOP-FOUND" if found else "SNOOP-NOTHING", found[:5])
 _seen_cells = []
 get_ipython().events.register("pre_run_cell", lambda info: _seen_cells.append(info.raw_cell))
 '''
 SNOOP_LATER = '''
-print("HIDDEN-SEEN" if any("checks." in c or "HIDDEN" in c for c in _seen_cells) else "HIDDEN-NOT-SEEN")
+seen = [c for c in _seen_cells if ("checks." in c or "HIDDEN TESTS" in c) and "_seen_cells" not in c]
+print("HIDDEN-SEEN" if seen else "HIDDEN-NOT-SEEN", seen[:1])
 '''
 
 WRITE_GRADEBOOK = '''
@@ -232,7 +235,7 @@ def cases(network_port=5432, canary="/tmp/coursegrade-canary.txt"):
         "correct": Case(with_answers(), FULL),
         "wrong": Case(with_answers(step=WRONG_STEP, split="def split_weights(W, hidden_size):\n    return W[hidden_size:], W[:hidden_size]\n",
                                    **{"hand-t1": "s1 = np.array([0.56, -0.30])\ny1 = 1.30\n"}),
-                      4, ["largest error", "split_weights: output W_ih: expected shape", "s1 (state at t1)"]),
+                      4, ["largest error", "split_weights: output W_ih", "s1 (state at t1)"]),
         "blank": Case(lambda course, student: make_submission(course, PS, student), 0, ["is not implemented yet"]),
         "syntax-error": Case(with_answers(step="def rnn_step(x, h_prev, W_ih, W_hh, b_ih, b_hh)\n    return x\n"), FULL - 6,
                              ["SyntaxError", "name 'rnn_step' is not defined"]),
