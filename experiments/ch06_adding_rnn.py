@@ -6,9 +6,9 @@ target ``0.5 + (X1 + X2) / 4``), every sequence of length exactly ``T`` (the pap
 [T, T + T/10]). A sequence counts as solved if ``|prediction - target| < 0.04``
 (:func:`rnnlib.data.adding_accuracy`, the paper's criterion).
 
-Model: ``rnnlib.sequence.rnn_forward`` with ``--hidden`` tanh units, a linear read-out of the last
-state (``linear_forward``), mean squared error at the last step only, full BPTT
-(``rnn_backward``), gradient norm clipped to ``--clip`` (``rnnlib.optim.clip_grad_norm``, inside
+Model: ``rnnlib.train.rnn_regression_step`` (chapter 5's model): ``rnnlib.sequence.rnn_forward`` with
+``--hidden`` tanh units, a linear read-out of the last state (``linear_forward``), mean squared error at
+the last step only, full BPTT (``rnn_backward``), gradient norm clipped to ``--clip`` (``rnnlib.optim.clip_grad_norm``, inside
 ``rnnlib.train.fit``), Adam. Weights drawn like PyTorch's defaults, U(-1/sqrt(H), 1/sqrt(H)).
 
 Every minibatch is made of fresh sequences (``--batch`` of them); the training data depend only on
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnlib import losses, optim, sequence, train
+from rnnlib import optim, train
 from rnnlib.data import adding_accuracy, adding_problem
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -46,33 +46,6 @@ DEFAULTS = dict(lengths=[10, 20, 50, 100, 200], hidden=32, lr=3e-3, batch=32, st
                 eval_every=100, val=1000, test=2000, solved=0.99, seed=0)
 
 
-def init_params(D, H, rng):
-    """A tanh RNN and a linear head, initialised like torch.nn.RNN / nn.Linear: U(-1/sqrt(H), 1/sqrt(H))."""
-    s = 1.0 / np.sqrt(H)
-    return {"W_ih": rng.uniform(-s, s, (H, D)), "W_hh": rng.uniform(-s, s, (H, H)),
-            "b_ih": rng.uniform(-s, s, H), "b_hh": rng.uniform(-s, s, H),
-            "W_out": rng.uniform(-s, s, (1, H)), "b_out": rng.uniform(-s, s, 1)}
-
-
-def predict(params, X):
-    """The read-out of the last state, ``(N, 1)``, and the caches for :func:`last_step_loss`."""
-    hs, rnn_cache = sequence.rnn_forward(X, None, params["W_ih"], params["W_hh"], params["b_ih"], params["b_hh"])
-    pred, head_cache = sequence.linear_forward(hs[:, -1], params["W_out"], params["b_out"])
-    return pred, (hs, rnn_cache, head_cache)
-
-
-def last_step_loss(params, batch):
-    """Mean squared error of the last-step prediction and its gradient (full BPTT): ``(loss, grads)``."""
-    X, y = batch
-    pred, (hs, rnn_cache, head_cache) = predict(params, X)
-    loss, dpred = losses.mse(pred, y)
-    dh_last, dW_out, db_out = sequence.linear_backward(dpred, head_cache)
-    dhs = np.zeros_like(hs)
-    dhs[:, -1] = dh_last
-    _, _, dW_ih, dW_hh, db_ih, db_hh = sequence.rnn_backward(dhs, rnn_cache)
-    return loss, {"W_ih": dW_ih, "W_hh": dW_hh, "b_ih": db_ih, "b_hh": db_hh, "W_out": dW_out, "b_out": db_out}
-
-
 def data_seed(seed, T, part, step=0):
     """Seed of one block of data: different for every (T, part, step)."""
     return int(np.random.SeedSequence([seed, T, part, step]).generate_state(1)[0])
@@ -80,7 +53,7 @@ def data_seed(seed, T, part, step=0):
 
 def evaluate(params, X, y, batch=500):
     """Accuracy (``|error| < 0.04``) and mean squared error on ``(X, y)``."""
-    pred = np.concatenate([predict(params, X[i:i + batch])[0] for i in range(0, len(X), batch)])
+    pred = np.concatenate([train.rnn_regression_forward(params, X[i:i + batch])[0] for i in range(0, len(X), batch)])
     return adding_accuracy(pred, y), float(np.mean((pred - y) ** 2))
 
 
@@ -90,7 +63,7 @@ class Solved(Exception):
 
 def train_one(T, cfg, progress=True):
     """Train one RNN on the adding problem of length ``T``; return its record (a dict)."""
-    params = init_params(2, cfg["hidden"], np.random.default_rng(data_seed(cfg["seed"], T, 0)))
+    params = train.rnn_regression_params(2, cfg["hidden"], np.random.default_rng(data_seed(cfg["seed"], T, 0)))
     X_val, y_val = adding_problem(cfg["val"], T, seed=data_seed(cfg["seed"], T, 1), variant=VARIANT)
     X_test, y_test = adding_problem(cfg["test"], T, seed=data_seed(cfg["seed"], T, 2), variant=VARIANT)
     # fit's "epoch" is one block of eval_every fresh minibatches; validation after each block.
@@ -115,7 +88,7 @@ def train_one(T, cfg, progress=True):
 
     start = time.perf_counter()
     try:
-        train.fit(last_step_loss, params, optim.Adam(params, lr=cfg["lr"]), block, blocks, clip=cfg["clip"],
+        train.fit(train.rnn_regression_step, params, optim.Adam(params, lr=cfg["lr"]), block, blocks, clip=cfg["clip"],
                   val_fn=val_fn, progress=progress)
     except Solved:
         pass

@@ -9,11 +9,48 @@ backward pass::
 
 ``fit`` calls it on every batch, optionally clips the gradient norm, lets the optimiser update
 ``params`` in place, and records the mean training loss of each epoch.
+
+:func:`rnn_regression_step` is such a function for the course's first model: a tanh RNN whose last
+state goes through a linear head, trained with the mean squared error (chapters 5 and 6).
 """
 import numpy as np
 from tqdm.auto import tqdm
 
+from rnnlib import losses, sequence
 from rnnlib.optim import clip_grad_norm
+
+
+def rnn_regression_params(D, H, seed, O=1):
+    """Parameters of a tanh RNN (``W_ih, W_hh, b_ih, b_hh``) and a linear head (``W_out`` (O, H),
+    ``b_out`` (O,)), drawn like torch.nn.RNN / nn.Linear: U(-1/sqrt(H), 1/sqrt(H)).
+    ``seed``: an int or a ``numpy.random.Generator`` (which is used, and advanced, as it is)."""
+    rng = np.random.default_rng(seed)
+    s = 1.0 / np.sqrt(H)
+    return {"W_ih": rng.uniform(-s, s, (H, D)), "W_hh": rng.uniform(-s, s, (H, H)),
+            "b_ih": rng.uniform(-s, s, H), "b_hh": rng.uniform(-s, s, H),
+            "W_out": rng.uniform(-s, s, (O, H)), "b_out": rng.uniform(-s, s, O)}
+
+
+def rnn_regression_forward(params, X):
+    """Predictions ``(N, O)`` read from the last state of the RNN over ``X`` (N, T, D), from the zero
+    state, and the caches of both layers ``(hs, rnn_cache, head_cache)``."""
+    hs, rnn_cache = sequence.rnn_forward(X, None, params["W_ih"], params["W_hh"], params["b_ih"], params["b_hh"])
+    pred, head_cache = sequence.linear_forward(hs[:, -1], params["W_out"], params["b_out"])
+    return pred, (hs, rnn_cache, head_cache)
+
+
+def rnn_regression_step(params, batch):
+    """One minibatch ``(X, y)``: forward, MSE loss, backward (full BPTT). Returns ``(loss, grads)``,
+    the ``step_fn`` of :func:`fit` for the parameters of :func:`rnn_regression_params`."""
+    X, y = batch
+    pred, (hs, rnn_cache, head_cache) = rnn_regression_forward(params, X)
+    loss, dpred = losses.mse(pred, y)
+    dh_last, dW_out, db_out = sequence.linear_backward(dpred, head_cache)
+    dhs = np.zeros_like(hs)
+    dhs[:, -1] = dh_last                       # the loss sees only the last state
+    _, _, dW_ih, dW_hh, db_ih, db_hh = sequence.rnn_backward(dhs, rnn_cache)
+    return loss, {"W_ih": dW_ih, "W_hh": dW_hh, "b_ih": db_ih, "b_hh": db_hh,
+                  "W_out": dW_out, "b_out": db_out}
 
 
 def iterate_minibatches(X, y, batch_size, shuffle=True, seed=0):

@@ -4,12 +4,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from rnnlib.data import adding_problem
-from rnnlib.gradcheck import rel_error
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "experiments"))
 import ch06_adding_rnn as exp  # noqa: E402
@@ -32,30 +26,6 @@ def test_tiny_run_writes_results_with_provenance(tmp_path):
         assert 0.0 <= r["test_accuracy"] <= 1.0 and 0.0 <= r["baseline_accuracy"] <= 1.0
         assert abs(r["baseline_mean_prediction"] - 0.5) < 0.02  # the target's mean is 0.5 by symmetry
         assert r["test_mse"] > 0 and r["baseline_mse"] > 0
-
-
-def test_last_step_loss_matches_torch_autograd():
-    """The experiment's loss and gradients: MSE of a linear read-out of the last RNN state."""
-    rng = np.random.default_rng(0)
-    params = exp.init_params(2, 5, rng)
-    X, y = adding_problem(4, 12, seed=1)
-    loss, grads = exp.last_step_loss(params, (X, y))
-    rnn = torch.nn.RNN(2, 5, batch_first=True).double()
-    head = torch.nn.Linear(5, 1).double()
-    with torch.no_grad():
-        for name, value in [("weight_ih_l0", "W_ih"), ("weight_hh_l0", "W_hh"), ("bias_ih_l0", "b_ih"),
-                            ("bias_hh_l0", "b_hh")]:
-            getattr(rnn, name).copy_(torch.tensor(params[value]))
-        head.weight.copy_(torch.tensor(params["W_out"]))
-        head.bias.copy_(torch.tensor(params["b_out"]))
-    out, _ = rnn(torch.tensor(X))
-    t_loss = torch.mean((head(out[:, -1]) - torch.tensor(y)) ** 2)
-    t_loss.backward()
-    assert abs(loss - t_loss.item()) < 1e-12
-    theirs = {"W_ih": rnn.weight_ih_l0.grad, "W_hh": rnn.weight_hh_l0.grad, "b_ih": rnn.bias_ih_l0.grad,
-              "b_hh": rnn.bias_hh_l0.grad, "W_out": head.weight.grad, "b_out": head.bias.grad}
-    for name, g in theirs.items():
-        assert rel_error(grads[name], g.numpy()) < 1e-7, name
 
 
 def test_training_on_short_sequences_beats_the_mean():
