@@ -1,28 +1,19 @@
 """experiments/char_lm.py in its tiny configuration, and the pieces chapter 10 relies on."""
-import json
 import math
-import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+from experiment_helpers import ROOT, run_tiny
+
 sys.path.insert(0, str(ROOT / "experiments"))
 import char_lm  # noqa: E402
 
 
 def test_tiny_run_writes_results_with_provenance(tmp_path):
-    out = tmp_path / "char_lm.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "char_lm.py"), "--tiny", "--no-progress",
-                           "--out", str(out)], capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(out.read_text())
-    prov = result["provenance"]
-    assert "char_lm.py --tiny" in prov["command"]
-    assert len(prov["git_commit"]) == 40 and prov["date_utc"] and prov["machine"]["cpu_count"] >= 1
+    result = run_tiny("char_lm", tmp_path)
     hist = result["history"]
     assert hist["step"][-1] == char_lm.TINY["steps"] and len(hist["held_out_bpc"]) == len(hist["step"])
     assert result["held_out_bpc"] == hist["held_out_bpc"][-1] > 0

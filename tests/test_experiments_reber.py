@@ -1,28 +1,19 @@
 """experiments/reber.py in its tiny configuration, and the pieces chapter 9 relies on."""
-import json
-import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from rnnlib import data
 
-ROOT = Path(__file__).resolve().parents[1]
+from experiment_helpers import ROOT, run_tiny
+
 sys.path.insert(0, str(ROOT / "experiments"))
 import reber  # noqa: E402
 
 
 def test_tiny_run_writes_results_with_provenance(tmp_path):
-    out = tmp_path / "reber.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "reber.py"), "--tiny", "--no-progress",
-                           "--out", str(out)], capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(out.read_text())
-    prov = result["provenance"]
-    assert "reber.py --tiny" in prov["command"]
-    assert len(prov["git_commit"]) == 40 and prov["date_utc"] and prov["machine"]["cpu_count"] >= 1
+    result = run_tiny("reber", tmp_path)
     assert set(result["summary"]) == {"rnn", "lstm", "gru"}
     for run in result["runs"]:
         # a fully correct string is also correct at its second-to-last symbol
