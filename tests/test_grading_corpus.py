@@ -208,7 +208,8 @@ def test_attacks_saw_and_changed_nothing(graded):
     assert "WROTE-NOTHING" in text["write-gradebook"]
     assert "NETWORK-BLOCKED" in text["network"] and "NETWORK-REACHED" not in text["network"]
     flood = course / "autograded" / "output-flood" / corpus.PS / f"{corpus.PS}.ipynb"
-    assert flood.stat().st_size < 4 << 20 and "output cut" in text["output-flood"]
+    assert flood.stat().st_size < 4 << 20
+    assert "output cut" in text["output-flood"] or "CellTimeoutError" in text["output-flood"]
     huge = course / "autograded" / "huge-file" / corpus.PS / "huge.bin"
     assert huge.stat().st_size <= corpus.FILE_MB << 20
     assert graded["canary"].read_text() == "untouched\n"

@@ -87,6 +87,12 @@ def deleted_answer(nb):
     nb.cells.remove(_cell(nb, "step"))
 
 
+def flood_cell(nb):
+    """A cell of the student's own (no nbgrader metadata) that prints 100 MB."""
+    at = nb.cells.index(_cell(nb, "hand-t0")) + 1
+    nb.cells.insert(at, nbformat.v4.new_code_cell(FLOOD))
+
+
 def renamed(course, student):
     target = make_submission(course, PS, student, good())
     (target / f"{PS}.ipynb").rename(target / "my_homework.ipynb")
@@ -262,8 +268,7 @@ def cases(network_port=5432, canary="/tmp/coursegrade-canary.txt"):
                                 note="WROTE-NOTHING in its outputs"),
         "network": Case(with_answers(**{"hand-t0": append("hand-t0", NETWORK.format(port=network_port))}), FULL, [],
                         note="NETWORK-BLOCKED in its outputs"),
-        "output-flood": Case(with_answers(**{"hand-t0": append("hand-t0", FLOOD)}), FULL, [],
-                             note="output cut to the limit"),
+        "output-flood": Case(edit_notebook(flood_cell), FULL, [], note="output cut to the limit (or the cell stopped)"),
         "huge-file": Case(with_answers(count=append("count", HUGE_FILE)), FULL, ["File too large"]),
         "stubborn-loop": Case(with_answers(forward=append("forward", STUBBORN_LOOP)), FULL - 3,
                               ["did not stop when interrupted"]),
