@@ -86,8 +86,11 @@ def preflight():
             f"with `--unsafe` / {UNSAFE_ENV}=1.")
     if os.geteuid() == 0 and shutil.which("setpriv") is None:
         raise SandboxUnavailable("`setpriv` (util-linux) is missing: the kernel cannot drop root rights.")
-    proc = subprocess.run([bwrap, *base_binds(), "--unshare-net", "--unshare-pid", "--die-with-parent",
-                           "--proc", "/proc", "--dev", "/dev", *drop_rights(UID_BASE + UID_SLOTS), "true"],
+    # The kernel's own Python must start in there (not just `true`): a venv hidden by the sandbox's
+    # private /tmp, or under a folder the sandbox uid cannot enter, is caught here with a clear message.
+    proc = subprocess.run([bwrap, *base_binds(Limits()), "--unshare-net", "--unshare-pid", "--die-with-parent",
+                           "--proc", "/proc", "--dev", "/dev", *drop_rights(UID_BASE + UID_SLOTS),
+                           sys.executable, "-c", "import rnnlib, ipykernel"],
                           capture_output=True, text=True, timeout=60)
     if proc.returncode != 0:
         raise SandboxUnavailable(f"bwrap cannot create a sandbox on this machine: {proc.stderr.strip()}")
@@ -156,10 +159,13 @@ def _parents(path):
     return [os.sep + os.sep.join(parts[:i]) for i in range(1, len(parts) + 1) if parts[0]]
 
 
-def base_binds():
-    """Read-only system folders and Python; parent folders made traversable (``/root`` is 0700 on
-    the host, and the sandbox uid must reach a Python installed under it)."""
+def base_binds(limits):
+    """Read-only system folders, a private ``/tmp``, and Python; parent folders made traversable
+    (``/root`` is 0700 on the host, and the sandbox uid must reach a Python installed under it).
+    The private ``/tmp`` comes before Python's binds: a venv that lives under ``/tmp`` (a CI clone,
+    say) must stay visible on top of it."""
     args = _system_binds()
+    args += ["--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
     paths = [p for p in python_paths() if not (p == "/usr" or p.startswith(("/usr/", "/etc/")))]
     parents = sorted({d for p in paths for d in _parents(p)} - {"/usr", "/etc"})
     for d in parents:
@@ -203,11 +209,10 @@ def sandbox_command(kernel_argv, scratch, private_dir, uid, limits):
     bwrap = bwrap_path()
     if bwrap is None:
         raise SandboxUnavailable("bwrap is not installed")
-    return [bwrap, *base_binds(),
+    return [bwrap, *base_binds(limits),
             "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
             "--hostname", "sandbox", "--die-with-parent", "--new-session",
             "--proc", "/proc", "--dev", "/dev",
-            "--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp",
             *[a for d in _parents(private_dir) if d != "/tmp" for a in ("--perms", "0755", "--dir", d)],
             "--bind", private_dir, private_dir,
             *[a for d in _parents(scratch) if d != "/tmp" for a in ("--perms", "0755", "--dir", d)],
@@ -276,7 +281,7 @@ def launch(argv):
     private_conn = os.path.join(private_dir, "connection.json")
     with open(private_conn, "w") as f:
         json.dump(info, f)
-    with open(os.path.join(private_dir, "uid"), "w") as f:
+    with open(private_dir + ".uid", "w") as f:  # beside the private folder: the kernel cannot change it
         f.write(str(uid))
     if is_root:
         for path in (private_dir, private_conn, scratch):
