@@ -63,8 +63,9 @@ def rnn_backward(dhs, cache):
         dh_next = da[:, t] @ W_hh
     h_prev = np.concatenate([h0[:, None], hs[:, :-1]], axis=1)  # state entering each step
     dx = da @ W_ih
-    dW_ih = np.einsum("bth,btd->hd", da, x)
-    dW_hh = np.einsum("bth,btk->hk", da, h_prev)
+    da2 = da.reshape(-1, da.shape[-1])  # (B*T, H): every step of every sequence is one row
+    dW_ih = da2.T @ x.reshape(-1, x.shape[-1])  # one matmul over all steps (faster than np.einsum)
+    dW_hh = da2.T @ h_prev.reshape(-1, h_prev.shape[-1])
     db = da.sum(axis=(0, 1))
     return dx, dh_next, dW_ih, dW_hh, db, db.copy()
 
