@@ -145,6 +145,8 @@ class SandboxedExecute(Execute):
         finally:
             for d in self._private_dirs:
                 shutil.rmtree(d, ignore_errors=True)
+                if os.path.exists(d + ".uid"):
+                    os.remove(d + ".uid")
             self._private_dirs = []
 
     # ---------------------------------------------------------------- limits
@@ -312,7 +314,7 @@ class SandboxedExecute(Execute):
         if self.unsafe or self.km is None:
             return None
         try:
-            with open(os.path.join(os.path.dirname(self.km.ip), "uid")) as f:
+            with open(os.path.dirname(self.km.ip) + ".uid") as f:
                 return int(f.read())
         except (OSError, ValueError):
             return None

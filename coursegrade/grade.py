@@ -60,7 +60,11 @@ def grade_one(course, assignment, student, extra_args, unsafe=False, use_intake=
         args.append(f"--CourseDirectory.submitted_directory={INTAKE}")
     start = time.monotonic()
     for attempt in range(3):
-        proc = run_nbgrader(course, args, unsafe=unsafe, timeout=timeout)
+        try:
+            proc = run_nbgrader(course, args, unsafe=unsafe, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return {"student": student, "ok": False, "returncode": None, "seconds": time.monotonic() - start,
+                    "log": f"nbgrader autograde did not finish within {timeout} s"}
         log = proc.stdout + proc.stderr
         if proc.returncode == 0 or "database is locked" not in log:
             break
@@ -335,11 +339,16 @@ def run_tasks(course, assignment, students, extra, args, use_intake):
         client = Client(cluster)
     results = {}
     try:
-        futures = [client.submit(grade_one, course, assignment, s, extra, args.unsafe, use_intake[s],
-                                 key=f"grade-{assignment}-{s}", pure=False) for s in students]
+        task_timeout = 2 * (args.notebook_timeout or 300) + 600  # a stuck nbgrader must not stop the class
+        futures = {client.submit(grade_one, course, assignment, s, extra, args.unsafe, use_intake[s], task_timeout,
+                                 key=f"grade-{assignment}-{s}", pure=False): s for s in students}
         with tqdm(total=len(futures), desc=f"grading {assignment}", unit="submission", disable=args.quiet) as bar:
-            for fut in as_completed(futures):
-                r = fut.result()
+            for fut in as_completed(list(futures)):
+                try:
+                    r = fut.result()
+                except Exception as exc:  # the worker itself failed (lost, killed): recorded, not fatal
+                    r = {"student": futures[fut], "ok": False, "returncode": None, "seconds": 0.0,
+                         "log": f"the grading task failed: {type(exc).__name__}: {exc}"}
                 results[r["student"]] = r
                 bar.set_postfix_str(f"{r['student']} {'ok' if r['ok'] else 'FAILED'}")
                 bar.update()
