@@ -130,7 +130,21 @@ def write_results(result):
         lines.append(f"| {w} worker{'s' if w > 1 else ''} | {r['submissions']} | {r['seconds']:.1f} | "
                      f"{r['submissions_per_minute']:.1f} | {one / r['seconds']:.2f}× | "
                      f"{r['load_before']:.1f} → {r['load_after']:.1f} |")
-    lines += ["", "Targets: sandbox overhead ≤ 1.2× plain nbgrader; 2 workers ≥ 1.8× one on 2 cores.", ""]
+    lines += ["", "Targets: sandbox overhead ≤ 1.2× plain nbgrader; 2 workers ≥ 1.8× one on 2 cores.", "",
+              "Reading the numbers: `sandbox` runs ps01's hidden tests in the grader's process, which imports "
+              "torch once (for `param_count_torch`'s reference) for all submissions of one nbgrader run, where "
+              "`plain` imports it in every student's kernel; `sandbox-hidden-in-kernel` isolates the cost of "
+              "bwrap, the limits and the ipc channels. `python -m coursegrade` runs one `nbgrader autograde "
+              "--student` process per submission (start-up, gradebook, torch import in each), hence more seconds "
+              "per submission than one nbgrader process over all of them."]
+    busy = [r for r in thr.values() if max(r["load_before"], r["load_after"]) > 3]
+    if busy:
+        lines += ["", "**Not a measurement of scaling:** the run" + ("s" if len(busy) > 1 else "") + " with " +
+                  " and ".join(f"{r['workers']} worker{'s' if r['workers'] > 1 else ''}" for r in busy) +
+                  " shared the 2 cores with other engineers' jobs (load average above 3), so the CPU the extra "
+                  "worker needed was not free. Rerun `python benchmarks/grading.py` on a quiet machine to "
+                  "check the 1.8× target."]
+    lines.append("")
     section = "\n".join(lines)
     md = ROOT / "benchmarks" / "RESULTS.md"
     text = md.read_text() if md.exists() else "# Benchmark results\n\n"
@@ -147,7 +161,12 @@ def main(argv=None):
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     p.add_argument("--modes", nargs="+", default=["plain", "sandbox", "sandbox-hidden-in-kernel"])
     p.add_argument("--no-write", action="store_true", help="print, do not write results")
+    p.add_argument("--from-json", action="store_true", help="rewrite RESULTS.md from results/grading.json")
     args = p.parse_args(argv)
+    if args.from_json:
+        result = json.loads((ROOT / "benchmarks" / "results" / "grading.json").read_text())
+        write_results(result)
+        return result
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     result = {"provenance": {"command": "python benchmarks/grading.py " + " ".join(argv or sys.argv[1:]),
                              "commit": commit, "date": datetime.datetime.now().isoformat(timespec="seconds"),
