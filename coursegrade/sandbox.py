@@ -167,7 +167,7 @@ def base_binds(limits):
     args = _system_binds()
     args += ["--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
     paths = [p for p in python_paths() if not (p == "/usr" or p.startswith(("/usr/", "/etc/")))]
-    parents = sorted({d for p in paths for d in _parents(p)} - {"/usr", "/etc"})
+    parents = sorted({d for p in paths for d in _parents(p)} - {"/usr", "/etc", "/tmp"})  # /tmp stays 1777
     for d in parents:
         args += ["--perms", "0755", "--dir", d]
     for path in paths:
