@@ -139,7 +139,7 @@ class SandboxedExecute(Execute):
                                                f"{self.timeout} s per cell and was stopped"]}
         self._deadline = time.monotonic() + self.notebook_timeout
         self._executed, self._bad, self._restarts, self._gave_up = [], set(), 0, None
-        self._out_bytes, self._rpc_active, self._broken = {}, False, None
+        self._out_bytes, self._rpc_active, self._broken, self._ask_exit = {}, False, None, False
         try:
             return super().preprocess(nb, resources, km)
         finally:
@@ -264,6 +264,15 @@ class SandboxedExecute(Execute):
             if not replay:
                 self._restart(self._culprit(index), "timeout")
             return False
+        if self._ask_exit:  # exit()/quit(): the kernel replied and is about to stop
+            self._ask_exit = False
+            if replay:
+                return True
+            cell.outputs.append(error_output(
+                "KernelDied", "this cell ended the kernel (exit() or quit()); the cells after it ran in a fresh "
+                              "kernel, without this one"))
+            self._restart(index, "exit()")
+            return False
         if replay:
             return True
         timed_out = any(o.output_type == "error" and o.ename == "CellTimeoutError" for o in cell.outputs)
@@ -283,6 +292,13 @@ class SandboxedExecute(Execute):
         return True
 
     # --------------------------------------------------------------- kernels
+
+    def on_cell_executed(self, **kwargs):
+        super().on_cell_executed(**kwargs)
+        reply = kwargs.get("execute_reply") or {}
+        for payload in reply.get("content", {}).get("payload", []) or []:
+            if isinstance(payload, dict) and payload.get("source") == "ask_exit" and not payload.get("keepkernel"):
+                self._ask_exit = True
 
     def _execute(self, cell, index, **kwargs):
         """``execute_cell`` on a cell that is not (or not yet) the notebook's own: nbclient stores the
@@ -407,6 +423,10 @@ class SandboxedExecute(Execute):
             raise remote.RemoteError(self._broken[1]) from None
         finally:
             self._rpc_active = False
+        if self._ask_exit:
+            self._ask_exit = False
+            self._broken = ("KernelDied", "your code called exit() when the grader called it")
+            raise remote.RemoteError(self._broken[1])
         for out in cell.outputs:
             if out.output_type == "error":
                 if out.ename == "CellTimeoutError":
