@@ -217,8 +217,9 @@ while True:
 
 MEMORY_BOMB = '''
 blocks = []
-while True:
-    blocks.append(bytearray(64 << 20))
+while True:                      # asks for memory faster than it could touch it: the address-space limit stops it
+    blocks.append(np.empty(256 << 20, dtype=np.uint8))
+    blocks[-1][:: 1 << 20] = 1
 '''
 
 STUBBORN_LOOP = '''
