@@ -32,7 +32,8 @@ def test_partial_credit_and_messages(tmp_path):
     assert wrong["test-forward"][0] == 0
     assert totals["wrong"] == 4
     assert "largest error" in wrong["test-step"][2] and "rnn_step" in wrong["test-step"][2]
-    assert "split_weights: output W_ih: expected shape" in wrong["test-split"][2]
+    # untransposed weights: a shape error, or (when H == D) wrong values
+    assert "split_weights: output W_ih:" in wrong["test-split"][2]
     assert "s1 (state at t1)" in wrong["test-hand-t1"][2]
 
     copier = cells["copier"]
