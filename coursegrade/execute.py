@@ -340,19 +340,7 @@ class SandboxedExecute(Execute):
         uid = self._sandbox_uid()
         if uid is None or os.geteuid() != 0:
             return 0
-        count = 0
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                with open(f"/proc/{pid}/status") as f:
-                    for line in f:
-                        if line.startswith("Uid:"):
-                            if int(line.split()[1]) == uid:
-                                count += 1
-                            break
-            except OSError:
-                continue
+        count = len(sandbox.processes_of(uid))
         return max(0, count - self.max_processes_after_cell)
 
     def _culprit(self, index):

@@ -35,6 +35,7 @@ import site
 import subprocess
 import sys
 import sysconfig
+import time
 from dataclasses import asdict, dataclass
 
 KERNEL_NAME = "rnn-sandbox"
@@ -254,6 +255,47 @@ def take_uid():
     raise SandboxUnavailable("no free sandbox uid")
 
 
+def processes_of(uid):
+    """Pids of the processes running as ``uid`` (all of them are visible only to root)."""
+    pids = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("Uid:"):
+                        if int(line.split()[1]) == uid:
+                            pids.append(int(pid))
+                        break
+        except (OSError, ValueError):
+            continue  # it ended while we looked
+    return pids
+
+
+def wait_until_gone(uid, timeout=10.0):
+    """Wait up to ``timeout`` seconds for every process of ``uid`` to end; return the ones still there.
+
+    When a pid namespace's init dies the kernel sends SIGKILL to the rest, but they end asynchronously:
+    right after ``bwrap`` returns, some may still be on their way out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = processes_of(uid)
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.05)
+
+
+def reap(uid, grace=5.0):
+    """Make sure nothing of the sandbox uid outlives its kernel, before the uid is handed to the next."""
+    for pid in wait_until_gone(uid, grace):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return wait_until_gone(uid, grace)
+
+
 # -------------------------------------------------------------------------------------- launcher --
 
 def launch(argv):
@@ -304,7 +346,10 @@ def launch(argv):
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, forward)
-    return child.wait()
+    status = child.wait()
+    if is_root:
+        reap(uid)  # the uid's lock is released when we exit: only then may another kernel take it
+    return status
 
 
 if __name__ == "__main__":

@@ -29,23 +29,14 @@ def run_in_sandbox(code, limits=None, timeout=120):
         cmd = sandbox.sandbox_command([sys.executable, "-c", code], str(scratch), str(private), uid, limits)
         proc = subprocess.run(cmd, env=sandbox.sandbox_env(uid, limits), capture_output=True, text=True,
                               timeout=timeout, preexec_fn=sandbox.set_limits(limits, limits.processes))
-        left = [p for p in os.listdir("/proc") if p.isdigit() and _uid_of(p) == uid] if os.geteuid() == 0 else []
+        # no killing here: only waiting (the pid namespace's SIGKILLs are delivered asynchronously)
+        left = sandbox.wait_until_gone(uid, timeout=10) if os.geteuid() == 0 else []
         return proc, left
     finally:
         if lock is not None:
             os.close(lock)
         shutil.rmtree(scratch, ignore_errors=True)
         shutil.rmtree(private, ignore_errors=True)
-
-
-def _uid_of(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("Uid:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
 
 
 VIEW = f'''
