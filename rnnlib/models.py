@@ -2,8 +2,11 @@
 
 Four models share one interface, so that a benchmark can swap them freely:
 
-* :class:`RecurrentLM` wraps ``nn.RNN``, ``nn.LSTM`` or ``nn.GRU`` (cuDNN on a GPU) between a
-  token embedding and an output head.
+* :class:`RecurrentLM` wraps ``nn.RNN``, ``nn.LSTM`` or ``nn.GRU`` (cuDNN on a GPU), or
+  :class:`MinGRU`, between a token embedding and an output head.
+* :class:`MinGRU` (Feng et al. 2024) is a GRU whose gates see the input only, so the whole sequence
+  is a linear recurrence ``h_t = a_t * h_{t-1} + b_t``: :func:`linear_recurrence_scan` computes it
+  with a parallel scan (depth ``O(log T)``), :func:`linear_recurrence_loop` one step at a time.
 * :class:`TransformerLM` is a causal, pre-LayerNorm Transformer whose attention is
   ``torch.nn.functional.scaled_dot_product_attention``.
 
@@ -32,8 +35,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-RECURRENT_KINDS = ("rnn", "lstm", "gru")
-MODEL_NAMES = ("rnn", "lstm", "gru", "transformer")
+RECURRENT_KINDS = ("rnn", "lstm", "gru", "mingru", "mingru_loop")
+MODEL_NAMES = ("rnn", "lstm", "gru", "transformer")     # the four models of chapter 11
+EXTRA_MODEL_NAMES = ("mingru", "mingru_loop")           # minGRU by parallel scan / by a loop
+ALL_MODEL_NAMES = MODEL_NAMES + EXTRA_MODEL_NAMES
 
 
 def count_params(model):
@@ -49,14 +54,102 @@ def _input_layer(vocab, d_model, input_dim):
 
 
 # --------------------------------------------------------------------------------------------
+# minGRU: a recurrence that is linear in its state, computed by a parallel scan
+# --------------------------------------------------------------------------------------------
+def linear_recurrence_loop(a, b, h0=None):
+    """Reference: ``h_t = a_t * h_{t-1} + b_t`` for ``t = 0 .. T-1``, one step after the other.
+
+    ``a, b`` of shape ``(B, T, D)``, ``h0`` of shape ``(B, D)`` (default zeros). Returns every
+    ``h_t``, shape ``(B, T, D)``. ``T`` dependent steps: the depth of the computation is ``T``."""
+    h = torch.zeros_like(b[:, 0]) if h0 is None else h0
+    hs = []
+    for t in range(a.shape[1]):
+        h = a[:, t] * h + b[:, t]
+        hs.append(h)
+    return torch.stack(hs, dim=1)
+
+
+def linear_recurrence_scan(a, b, h0=None):
+    """The same ``h`` as :func:`linear_recurrence_loop`, by a parallel scan over time.
+
+    Two steps in a row compose into one step of the same form:
+    ``(a1, b1)`` then ``(a2, b2)`` is ``h -> a2 * (a1 * h + b1) + b2 = (a2 a1) * h + (a2 b1 + b2)``.
+    :func:`_scan` pairs neighbouring steps, solves the half-length recurrence of the pairs
+    (recursively), then fills in the other half with one more step each. Every level is a few
+    elementwise products over the whole sequence: ``O(T)`` work in all, ``O(log T)`` levels."""
+    if h0 is not None:                       # fold the initial state into the first step
+        b = torch.cat([a[:, :1] * h0.unsqueeze(1) + b[:, :1], b[:, 1:]], dim=1)
+    return _scan(a, b)
+
+
+def _scan(a, b):
+    """Inclusive scan of the steps ``(a_t, b_t)`` from ``h_{-1} = 0`` (Blelloch-style, recursive)."""
+    T = a.shape[1]
+    if T == 1:
+        return b
+    if T % 2:                                # pad with the identity step (a = 1, b = 0)
+        a = torch.cat([a, torch.ones_like(a[:, :1])], dim=1)
+        b = torch.cat([b, torch.zeros_like(b[:, :1])], dim=1)
+    a_even, a_odd = a[:, 0::2], a[:, 1::2]
+    b_even, b_odd = b[:, 0::2], b[:, 1::2]
+    # 1. steps (2i, 2i+1) composed into one: its scan is h at every odd position 2i+1
+    h_odd = _scan(a_odd * a_even, a_odd * b_even + b_odd)
+    # 2. one more step from h_{2i-1} gives h_{2i} = a_{2i} h_{2i-1} + b_{2i}
+    h_before = torch.cat([torch.zeros_like(h_odd[:, :1]), h_odd[:, :-1]], dim=1)
+    h_even = a_even * h_before + b_even
+    return torch.stack([h_even, h_odd], dim=2).flatten(1, 2)[:, :T]    # interleave, unpad
+
+
+class MinGRU(nn.Module):
+    """Stacked minGRU layers (Feng et al. 2024) with the interface of ``nn.GRU(batch_first=True)``.
+
+    Per layer, from its input ``x_t`` only::
+
+        z_t  = sigmoid(W_z x_t + b_z)                 update gate
+        h~_t = W_h x_t + b_h                          candidate state
+        h_t  = (1 - z_t) * h_{t-1} + z_t * h~_t       = a_t * h_{t-1} + b_t
+
+    With ``scan=True`` the recurrence runs as a parallel scan, else as a loop (the reference).
+    ``forward(x (B, T, input_size), h0 (num_layers, B, hidden_size) or None)`` returns
+    ``(output (B, T, hidden_size), h_n (num_layers, B, hidden_size))``, as ``nn.GRU`` does.
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=1, batch_first=True, scan=True):
+        super().__init__()
+        if not batch_first:
+            raise ValueError("MinGRU is batch-first only")
+        self.hidden_size, self.num_layers, self.scan = hidden_size, num_layers, scan
+        # one Linear per layer makes both z and h~ (2 * hidden_size outputs)
+        self.linears = nn.ModuleList(nn.Linear(input_size if i == 0 else hidden_size, 2 * hidden_size)
+                                     for i in range(num_layers))
+
+    def coefficients(self, layer, x):
+        """``a_t = 1 - z_t`` and ``b_t = z_t * h~_t`` of layer ``layer`` for input ``x (B, T, .)``."""
+        gate, candidate = self.linears[layer](x).chunk(2, dim=-1)
+        z = torch.sigmoid(gate)
+        return torch.sigmoid(-gate), z * candidate            # 1 - sigmoid(u) = sigmoid(-u)
+
+    def forward(self, x, h0=None):
+        recurrence = linear_recurrence_scan if self.scan else linear_recurrence_loop
+        finals = []
+        for layer in range(self.num_layers):
+            a, b = self.coefficients(layer, x)
+            x = recurrence(a, b, None if h0 is None else h0[layer])
+            finals.append(x[:, -1])
+        return x, torch.stack(finals)
+
+
+# --------------------------------------------------------------------------------------------
 # Recurrent models
 # --------------------------------------------------------------------------------------------
 class RecurrentLM(nn.Module):
-    """Embedding -> ``n_layers`` stacked RNN / LSTM / GRU (``d_model`` units) -> linear head.
+    """Embedding -> ``n_layers`` stacked RNN / LSTM / GRU / minGRU (``d_model`` units) -> linear head.
 
     Parameters
     ----------
-    kind : {'rnn', 'lstm', 'gru'}
+    kind : {'rnn', 'lstm', 'gru', 'mingru', 'mingru_loop'}
+        'mingru' is :class:`MinGRU` computed by a parallel scan, 'mingru_loop' the same model
+        computed step by step.
     vocab : int
         Vocabulary size (size of the embedding and, unless ``out_dim`` is given, of the head).
     d_model : int
@@ -75,7 +168,8 @@ class RecurrentLM(nn.Module):
             raise ValueError(f"kind must be one of {RECURRENT_KINDS}, got {kind!r}")
         self.kind, self.d_model, self.n_layers = kind, d_model, n_layers
         self.embed = _input_layer(vocab, d_model, input_dim)
-        cell = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[kind]
+        cell = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU, "mingru": MinGRU,
+                "mingru_loop": functools.partial(MinGRU, scan=False)}[kind]
         self.rnn = cell(d_model, d_model, num_layers=n_layers, batch_first=True)
         self.head = nn.Linear(d_model, out_dim or vocab)
 
@@ -86,7 +180,7 @@ class RecurrentLM(nn.Module):
         return (logits, state) if return_state else logits
 
     def init_state(self, batch, device=None, dtype=None):
-        """Zero state for ``batch`` streams: ``h`` (RNN, GRU) or ``(h, c)`` (LSTM)."""
+        """Zero state for ``batch`` streams: ``h`` (RNN, GRU, minGRU) or ``(h, c)`` (LSTM)."""
         w = self.head.weight
         shape = (self.n_layers, batch, self.d_model)
         h = torch.zeros(shape, device=device or w.device, dtype=dtype or w.dtype)
@@ -321,7 +415,8 @@ def heads_for(d_model, head_dim=64, head_multiple=8):
 
 def build_model(name, vocab, d_model, *, rnn_layers=2, tf_layers=4, head_dim=64, head_multiple=8,
                 n_heads=None, max_len=4096, positions="sinusoidal", input_dim=None, out_dim=None):
-    """Build ``name`` in {'rnn', 'lstm', 'gru', 'transformer'} at width ``d_model``.
+    """Build ``name`` in {'rnn', 'lstm', 'gru', 'transformer', 'mingru', 'mingru_loop'} at width
+    ``d_model`` (the recurrent ones with ``rnn_layers`` layers).
 
     The Transformer gets ``n_heads`` heads, by default ``heads_for(d_model, head_dim, head_multiple)``."""
     if name in RECURRENT_KINDS:
@@ -332,7 +427,7 @@ def build_model(name, vocab, d_model, *, rnn_layers=2, tf_layers=4, head_dim=64,
             raise ValueError(f"d_model={d_model} has no head size near head_dim={head_dim}")
         return TransformerLM(vocab, d_model, n_heads, tf_layers, max_len,
                              positions=positions, input_dim=input_dim, out_dim=out_dim)
-    raise ValueError(f"unknown model {name!r}; expected one of {MODEL_NAMES}")
+    raise ValueError(f"unknown model {name!r}; expected one of {ALL_MODEL_NAMES}")
 
 
 def width_for_budget(name, budget, vocab, *, multiple=8, **kw):
@@ -408,7 +503,8 @@ def matmul_params(model):
 def flops_per_token(model, seq_len, training=True):
     """Approximate FLOPs per token: ``2 * matmul_params`` forward (x3 with backward) plus, for the
     Transformer, attention scores and weighted sum ``4 * n_layers * d_model * T`` forward
-    (PaLM/nanoGPT convention: no discount for the causal mask)."""
+    (PaLM/nanoGPT convention: no discount for the causal mask). Elementwise work (gates, the
+    minGRU scan) is not counted."""
     fwd = 2 * matmul_params(model)
     if isinstance(model, TransformerLM):
         fwd += 4 * model.n_layers * model.d_model * seq_len
