@@ -19,8 +19,6 @@ Run (about 6 minutes on two shared CPU cores with the defaults)::
 
 The functions are imported by chapter 10 for its small live run.
 """
-import argparse
-import json
 import math
 import sys
 import time
@@ -38,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import provenance as prov  # noqa: E402  (one provenance module for every experiment script)
 
 ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "experiments" / "results" / "char_lm.json"  # where --out defaults to
 
 FULL = dict(kind="lstm", d_model=128, n_layers=2, seq_len=100, batch_size=32, steps=1200, lr=3e-3,
             lr_min=3e-4, clip=1.0, eval_every=100, held_out=0.1, max_chars=400_000, seed=0,
@@ -165,23 +164,9 @@ def run(config, progress=True):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--tiny", action="store_true", help="seconds: the configuration of the test")
-    parser.add_argument("--out", type=Path, default=ROOT / "experiments" / "results" / "char_lm.json")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: shared machine)")
-    parser.add_argument("--steps", type=int, help="override the number of training steps")
-    parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    config = dict(TINY if args.tiny else FULL)
-    if args.steps is not None:
-        config["steps"] = args.steps
-    record = prov.lm_record(None if argv is None else ["experiments/char_lm.py", *argv])  # the commit the run starts from
-    t0 = time.perf_counter()
-    result = run(config, progress=not args.no_progress)
-    result["provenance"] = {**record, "seconds": round(time.perf_counter() - t0, 1)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    args, config = prov.lm_command_line(argv, __doc__, FULL, TINY, OUT, "seconds: the configuration of the test",
+                                        override=("steps", "override the number of training steps"))
+    result = prov.lm_run(run, config, args, "experiments/char_lm.py", argv, ensure_ascii=False)
     print(f"{result['params']} parameters; held-out {result['held_out_bpc']:.3f} bits/char "
           f"(unigram {result['unigram_held_out_bpc']:.3f})")
     for t, text in result["samples"].items():

@@ -6,15 +6,19 @@ its folder on ``sys.path`` before importing it (see the top of each script).
 
 Each script keeps the layout of its own record, because the chapters read those keys:
 ``adding_gated.py`` and ``ch06_adding_rnn.py`` write ``date`` and a ``versions`` block; ``reber.py`` and
-``char_lm.py`` write :func:`lm_record` (``date_utc``, ``git_dirty``, versions inside ``machine``).
+``char_lm.py`` write :func:`lm_record` (``date_utc``, ``git_dirty``, versions inside ``machine``), and
+share their command line and the writing of their results: :func:`lm_command_line`, :func:`lm_run`.
 The pieces here only depend on the standard library, so a numpy-only script does not import torch.
 """
+import argparse
 import datetime
+import json
 import os
 import platform
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,3 +82,40 @@ def lm_record(argv=None):
             "git_dirty": git_dirty(),
             "date_utc": utc_now(),
             "machine": machine(torch_threads=torch.get_num_threads(), **versions(torch, np))}
+
+
+def lm_command_line(argv, doc, full, tiny, out, tiny_help, *, override):
+    """The command line of ``reber.py`` and ``char_lm.py``, parsed from ``argv`` (``sys.argv[1:]`` when None).
+
+    ``--tiny`` (the test's configuration), ``--out`` (default ``out``), ``--threads`` (torch CPU threads),
+    ``--NAME`` for ``override = (NAME, help)`` (an integer that replaces that entry of the configuration) and
+    ``--no-progress``; the description is the first line of the script's ``doc``.
+    Returns ``(args, config)``: config is a copy of ``tiny`` or ``full`` with ``--NAME`` applied."""
+    name, name_help = override
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--tiny", action="store_true", help=tiny_help)
+    parser.add_argument("--out", type=Path, default=out)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: shared machine)")
+    parser.add_argument(f"--{name}", type=int, help=name_help)
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    config = dict(tiny if args.tiny else full)
+    if getattr(args, name) is not None:
+        config[name] = getattr(args, name)
+    return args, config
+
+
+def lm_run(run, config, args, script, argv=None, ensure_ascii=True):
+    """Run ``run(config, progress=...)`` on ``args.threads`` torch threads and write its result to ``args.out``
+    as JSON, with the :func:`lm_record` taken before the run (``script`` and ``argv`` make its command) and
+    the seconds the run took under ``"provenance"``. Returns the result."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    record = lm_record(None if argv is None else [script, *argv])  # the commit the run starts from
+    t0 = time.perf_counter()
+    result = run(config, progress=not args.no_progress)
+    result["provenance"] = {**record, "seconds": round(time.perf_counter() - t0, 1)}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1, ensure_ascii=ensure_ascii) + "\n")
+    return result

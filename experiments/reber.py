@@ -21,8 +21,6 @@ Run (about 5 minutes on two shared CPU cores with the defaults)::
 
 The functions are imported by chapter 9 for its small live run.
 """
-import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -39,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import provenance as prov  # noqa: E402  (one provenance module for every experiment script)
 
 ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "experiments" / "results" / "reber.json"  # where --out defaults to
 KINDS = ("rnn", "lstm", "gru")
 V = len(data.REBER_SYMBOLS)
 
@@ -177,23 +176,9 @@ def run(config, kinds=KINDS, progress=True):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--tiny", action="store_true", help="a few seconds: the configuration of the test")
-    parser.add_argument("--out", type=Path, default=ROOT / "experiments" / "results" / "reber.json")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: shared machine)")
-    parser.add_argument("--epochs", type=int, help="override the number of epochs")
-    parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    config = dict(TINY if args.tiny else FULL)
-    if args.epochs is not None:
-        config["epochs"] = args.epochs
-    record = prov.lm_record(None if argv is None else ["experiments/reber.py", *argv])  # the commit the run starts from
-    t0 = time.perf_counter()
-    result = run(config, progress=not args.no_progress)
-    result["provenance"] = {**record, "seconds": round(time.perf_counter() - t0, 1)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    args, config = prov.lm_command_line(argv, __doc__, FULL, TINY, OUT, "a few seconds: the configuration of the test",
+                                        override=("epochs", "override the number of epochs"))
+    result = prov.lm_run(run, config, args, "experiments/reber.py", argv)
     for kind, s in result["summary"].items():
         print(f"{kind:5s} params {s['params']:5d}  fully correct {s['test_full_mean']:6.1f}%  "
               f"penultimate {s['test_penultimate_mean']:6.1f}%")
