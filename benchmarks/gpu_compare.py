@@ -1,6 +1,8 @@
 #!/usr/bin/env python
 """RNN, LSTM, GRU (cuDNN) and a causal Transformer at one parameter budget, on one device.
 
+(Opt-in with ``--models``: minGRU, by a parallel scan, ``mingru``, or by a loop, ``mingru_loop``.)
+
 Measures, following ``GPU_BENCH.md``:
 
 (a) training throughput (tokens/s, forward + backward + clip + optimizer step) against the
@@ -18,6 +20,7 @@ commit, date) and the raw per-repeat (per-token for streaming) timings.
 
     python benchmarks/gpu_compare.py --quick                  # tiny CPU version (< 40 s)
     python benchmarks/gpu_compare.py                          # full run on a GPU
+    python benchmarks/gpu_compare.py --models gru,mingru,mingru_loop --out X.json   # minGRU vs GRU
 """
 import argparse
 import contextlib
@@ -43,14 +46,15 @@ import torch                                   # noqa: E402
 import torch.nn.functional as F                # noqa: E402
 from tqdm.auto import tqdm                     # noqa: E402
 
-from rnnlib.models import (MODEL_NAMES, RecurrentLM, TransformerLM, build_model,  # noqa: E402
-                           count_params, describe, flops_per_token, width_for_budget)
+from rnnlib.models import (ALL_MODEL_NAMES, MODEL_NAMES, RecurrentLM, TransformerLM,  # noqa: E402
+                           build_model, count_params, describe, flops_per_token, width_for_budget)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2      # 2: config["models"] (which models ran); minGRU models allowed
 MODES = ("fp32", "bf16", "fp16")
 
 # Training configurations: the GPU one (the numbers of chapter 11) and a tiny CPU one.
 FULL = dict(
+    models=list(MODEL_NAMES),   # --models adds or picks others (rnnlib.models.ALL_MODEL_NAMES)
     budget=2_000_000, vocab=256, rnn_layers=2, tf_layers=4, head_dim=64, head_multiple=8,
     multiple=8, positions="sinusoidal",
     seq_lens=[64, 256, 1024, 4096], tokens_per_batch=2 ** 16, modes=list(MODES),
@@ -94,6 +98,9 @@ NOTES = [
     "flash has no fp32 kernel); a forced backend that fails is recorded and the default used.",
     "Streaming: batch 1; the context S is prefilled, then every timed token is the (S+1)-th "
     "(the cache position is reset after each step), so all timed tokens see exactly S cached tokens.",
+    "minGRU (opt-in): 'mingru' computes its linear recurrence by a parallel scan written in plain "
+    "PyTorch ops (about 2 log2 T elementwise levels, no fused kernel), 'mingru_loop' the same model "
+    "with a Python loop over T; FLOPs/token count their matrix products only.",
 ]
 
 
@@ -223,7 +230,7 @@ def make_models(cfg, vocab, max_len, seed, **extra):
     """Matched models: widths from the budget, weights from ``seed``."""
     kw = model_kwargs(cfg, max_len, **extra)
     out = {}
-    for name in MODEL_NAMES:
+    for name in cfg["models"]:
         d = width_for_budget(name, cfg["budget"], vocab, multiple=cfg["multiple"], **kw)
         torch.manual_seed(seed)
         out[name] = build_model(name, vocab, d, **kw)
@@ -420,13 +427,13 @@ def run_throughput(cfg, device, models, peaks, bar, rng):
             "tf32" if torch.backends.cuda.matmul.allow_tf32 else "fp32")
         r["peak_tflops"] = peaks[peak_key] if peaks else None
         r["mfu"] = r["achieved_tflops"] / r["peak_tflops"] if peaks else None
-    results.sort(key=lambda r: (MODEL_NAMES.index(r["model"]), r["T"], MODES.index(r["mode"])))
+    results.sort(key=lambda r: (cfg["models"].index(r["model"]), r["T"], MODES.index(r["mode"])))
     return dict(tokens_per_batch=tpb, seq_lens=cfg["seq_lens"], modes=cfg["modes"],
                 skipped_modes=skipped, repeats=cfg["repeats"], results=results)
 
 
 def count_throughput_units(cfg, device):
-    n = len(MODEL_NAMES) * len(cfg["seq_lens"]) * sum(mode_supported(m, device) for m in cfg["modes"])
+    n = len(cfg["models"]) * len(cfg["seq_lens"]) * sum(mode_supported(m, device) for m in cfg["modes"])
     return n * (1 + cfg["repeats"])
 
 
@@ -489,13 +496,13 @@ def run_accuracy(cfg, device, bar):
     max_len = max(cfg["acc_seq_lens"])
     kw = model_kwargs(cfg, max_len, input_dim=2, out_dim=1)
     widths = {n: width_for_budget(n, cfg["budget"], 1, multiple=cfg["multiple"], **kw)
-              for n in MODEL_NAMES}
+              for n in cfg["models"]}
     runs, skipped = [], []
     t0 = time.perf_counter()
     deadline = cfg.get("acc_deadline_s")
     for seed in cfg["acc_seeds"]:            # seeds outermost: a deadline leaves whole seeds
         for T in cfg["acc_seq_lens"]:
-            for name in MODEL_NAMES:
+            for name in cfg["models"]:
                 bar.update(1)
                 if deadline is not None and time.perf_counter() - t0 > deadline:
                     skipped.append(dict(model=name, T=T, seed=seed,
@@ -512,7 +519,7 @@ def run_accuracy(cfg, device, bar):
                 del model
     summary = []
     for T in cfg["acc_seq_lens"]:
-        for name in MODEL_NAMES:
+        for name in cfg["models"]:
             ok = [r for r in runs if r["model"] == name and r["T"] == T and "error" not in r]
             if not ok:
                 continue
@@ -532,7 +539,7 @@ def run_accuracy(cfg, device, bar):
                 steps=cfg["acc_steps"], batch=cfg["acc_batch"], lr=cfg["acc_lr"],
                 schedule="AdamW, linear warm-up 10% then cosine, clip 1.0, float32 (TF32 flags)",
                 eval_sequences=cfg["acc_eval"], seeds=cfg["acc_seeds"], seq_lens=cfg["acc_seq_lens"],
-                models={n: dict(d_model=widths[n]) for n in MODEL_NAMES},
+                models={n: dict(d_model=widths[n]) for n in cfg["models"]},
                 runs=runs, skipped=skipped, summary=summary)
 
 
@@ -620,10 +627,10 @@ def run_streaming(cfg, device, models, bar):
             del model
             if device.type == "cuda":
                 torch.cuda.empty_cache()
-    tf = models["transformer"]
     el = {"fp32": 4, "fp16": 2, "bf16": 2}
     crossover = {}
-    for dname in cfg["stream_dtypes"]:
+    for dname in cfg["stream_dtypes"] if "transformer" in models else []:
+        tf = models["transformer"]
         kv_per_token = 2 * tf.n_layers * tf.d_model * el[dname]
         weight_bytes = count_params(tf) * el[dname]
         crossover[dname] = dict(kv_bytes_per_token=kv_per_token, weight_bytes=weight_bytes,
@@ -699,9 +706,9 @@ def _run_benchmark(cfg, device, out, progress, command, commit, tf32):
 
     parts = cfg["parts"]
     total = ((count_throughput_units(cfg, device) if "throughput" in parts else 0)
-             + (len(cfg["acc_seq_lens"]) * len(cfg["acc_seeds"]) * len(MODEL_NAMES)
+             + (len(cfg["acc_seq_lens"]) * len(cfg["acc_seeds"]) * len(cfg["models"])
                 if "accuracy" in parts else 0)
-             + (len(cfg["stream_dtypes"]) * len(MODEL_NAMES) * len(cfg["stream_contexts"])
+             + (len(cfg["stream_dtypes"]) * len(cfg["models"]) * len(cfg["stream_contexts"])
                 * (2 if cfg["cuda_graphs"] and device.type == "cuda" else 1)
                 if "streaming" in parts else 0))
     with tqdm(total=total, desc=f"gpu_compare [{info['name']}]", disable=not progress) as bar:
@@ -730,9 +737,15 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny CPU configuration (< 40 s)")
-    p.add_argument("--out", help="JSON path (default: benchmarks/results/<gpu_slug|cpu_quick>.json)")
+    p.add_argument("--out", help="JSON path (default: benchmarks/results/<gpu_slug|cpu_quick>.json, "
+                                 "with _<models> appended when --models is not the default four)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--parts", help="comma list of throughput,accuracy,streaming")
+    p.add_argument("--models", help=f"comma list of {','.join(ALL_MODEL_NAMES)} "
+                                    f"(default: {','.join(MODEL_NAMES)})")
+    p.add_argument("--budget", type=int, help="parameter budget of every model")
+    p.add_argument("--tokens-per-batch", type=int, help="tokens per training batch (part a)")
+    p.add_argument("--cpu-threads", type=int, help="torch threads on a CPU device")
     p.add_argument("--seq-lens", help="comma list overriding the throughput T values")
     p.add_argument("--acc-seq-lens", help="comma list overriding the adding-problem T values")
     p.add_argument("--acc-steps", type=int)
@@ -740,6 +753,9 @@ def parse_args(argv):
     p.add_argument("--acc-seeds", help="comma list of seeds")
     p.add_argument("--stream-contexts", help="comma list of contexts")
     p.add_argument("--stream-tokens", type=int)
+    p.add_argument("--stream-warmup", type=int)
+    p.add_argument("--stream-dtypes", help="comma list of fp32,fp16,bf16 (streaming weights)")
+    p.add_argument("--warmup-steps", type=int, help="least warm-up steps per configuration (part a)")
     p.add_argument("--repeats", type=int)
     p.add_argument("--modes", help="comma list of fp32,bf16,fp16")
     p.add_argument("--no-tf32", action="store_true", help="disable both TF32 switches")
@@ -753,13 +769,18 @@ def config_from_args(args):
     ints = lambda s: [int(v) for v in s.split(",")]   # noqa: E731
     for key, conv in (("seq_lens", ints), ("acc_seq_lens", ints), ("acc_seeds", ints),
                       ("stream_contexts", ints), ("modes", lambda s: s.split(",")),
-                      ("parts", lambda s: s.split(","))):
+                      ("parts", lambda s: s.split(",")), ("models", lambda s: s.split(",")),
+                      ("stream_dtypes", lambda s: s.split(","))):
         v = getattr(args, key)
         if v:
             cfg[key] = conv(v)
-    for key in ("acc_steps", "acc_deadline_s", "stream_tokens", "repeats"):
+    for key in ("acc_steps", "acc_deadline_s", "stream_tokens", "stream_warmup", "repeats", "budget",
+                "tokens_per_batch", "cpu_threads", "warmup_steps"):
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
+    unknown = [m for m in cfg["models"] if m not in ALL_MODEL_NAMES]
+    if unknown or len(set(cfg["models"])) != len(cfg["models"]):
+        raise SystemExit(f"--models: expected distinct names from {ALL_MODEL_NAMES}, got {cfg['models']}")
     return cfg
 
 
@@ -774,6 +795,8 @@ def main(argv=None):
         info = device_info(pick_device(device))
         name = "cpu_quick" if args.quick else (
             f"gpu_{device_slug(info)}" if info["type"] == "cuda" else "cpu_full")
+        if cfg["models"] != list(MODEL_NAMES):     # never overwrite the four-model results
+            name += "_" + "-".join(cfg["models"])
         out = ROOT / "benchmarks" / "results" / f"{name}.json"
     command = "python benchmarks/gpu_compare.py " + shlex.join(argv)
     result = run_benchmark(cfg, device=device, out=out, progress=not args.no_progress,

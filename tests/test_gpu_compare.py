@@ -194,3 +194,57 @@ def test_adding_batch():
 def test_percentiles():
     assert gpu_compare.quartiles([1, 2, 3, 4, 5]) == (2, 3, 4)
     assert gpu_compare.percentile(list(range(101)), 99) == pytest.approx(99)
+
+
+# --------------------------------------------------------------------------------------------
+# minGRU through the same harness (opt-in with --models)
+# --------------------------------------------------------------------------------------------
+MINGRU_MODELS = ["gru", "mingru", "mingru_loop"]
+
+
+@pytest.fixture(scope="module")
+def mingru_result(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "mingru.json"
+    gpu_compare.main(["--quick", "--models", ",".join(MINGRU_MODELS), "--out", str(out),
+                      "--no-progress"])
+    return json.loads(out.read_text())
+
+
+def test_mingru_run_matches_schema_and_has_every_part(mingru_result):
+    jsonschema = pytest.importorskip("jsonschema")
+    data = mingru_result
+    jsonschema.validate(data, json.loads(SCHEMA.read_text()))
+    assert data["schema_version"] == gpu_compare.SCHEMA_VERSION
+    assert data["config"]["models"] == MINGRU_MODELS
+    assert list(data["models"]) == MINGRU_MODELS
+    cfg = data["config"]
+    thr = data["throughput"]["results"]
+    assert [r["model"] for r in thr] == [m for m in MINGRU_MODELS for _ in cfg["seq_lens"]]
+    assert all("error" not in r and r["tokens_per_s"] > 0 and r["core_dtype"] == "float32" for r in thr)
+    assert {s["model"] for s in data["accuracy"]["summary"]} == set(MINGRU_MODELS)
+    for r in data["accuracy"]["runs"]:
+        assert abs(r["params"] / cfg["budget"] - 1) <= 0.10, r
+    st = data["streaming"]["results"]
+    assert data["streaming"]["kv_vs_weights"] == {}            # no Transformer in this run
+    for name in MINGRU_MODELS:                                  # fixed-size state: L x d floats
+        m = data["models"][name]
+        assert {r["state_bytes"] for r in st if r["model"] == name} == {m["n_layers"] * m["d_model"] * 4}
+    # scan and loop are one model: same width, same parameters, same FLOPs
+    assert data["models"]["mingru"]["params"] == data["models"]["mingru_loop"]["params"]
+    assert data["models"]["mingru"]["kind"] == "mingru"
+
+
+def test_schema_requires_the_four_models_in_a_version_1_file(mingru_result):
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads(SCHEMA.read_text())
+    old = json.loads(json.dumps(mingru_result))
+    del old["config"]["models"]                                  # what a version-1 file looks like
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(old, schema)
+    committed = json.loads((SCHEMA.parent / "gpu_nvidia-h100-80gb-hbm3.json").read_text())
+    jsonschema.validate(committed, schema)                       # still valid
+
+
+def test_unknown_model_is_refused():
+    with pytest.raises(SystemExit):
+        gpu_compare.config_from_args(gpu_compare.parse_args(["--quick", "--models", "gru,mamba"]))
