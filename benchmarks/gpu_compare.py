@@ -686,6 +686,8 @@ def _run_benchmark(cfg, device, out, progress, command, commit, tf32):
             date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             command=command or "python benchmarks/gpu_compare.py (called as a function)",
             git_commit=sha, git_commit_source=sha_source, host=platform.node(),
+            load_average_at_start=list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+            cpu_count=os.cpu_count(),
             python=platform.python_version(), torch=torch.__version__, cuda=torch.version.cuda,
             cudnn=torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
             device=info, peak_tflops=peaks,
