@@ -55,15 +55,21 @@ def compare_arrays(label, got, expected, rtol, atol):
             f"at index {where} got {got[where]:.6g}, expected {expected[where]:.6g}")
 
 
+def check_returned(name, got, output_names):
+    """``got``, after checking that ``name`` returned a tuple or list of one value per name in ``output_names``."""
+    if not isinstance(got, (tuple, list)) or len(got) != len(output_names):
+        n = len(got) if isinstance(got, (tuple, list)) else 1
+        raise GradingError(f"{name} must return {len(output_names)} values ({', '.join(output_names)}), "
+                           f"it returned {n}")
+    return got
+
+
 def compare_outputs(name, got, expected, output_names, rtol, atol):
     """Compare one output or a tuple of outputs, naming each one in messages."""
     if len(output_names) == 1:
         compare_arrays(f"{name}: output {output_names[0]}", got, expected, rtol, atol)
         return
-    if not isinstance(got, (tuple, list)) or len(got) != len(output_names):
-        n = len(got) if isinstance(got, (tuple, list)) else 1
-        raise GradingError(f"{name} must return {len(output_names)} values ({', '.join(output_names)}), "
-                           f"it returned {n}")
+    check_returned(name, got, output_names)
     for out_name, g, e in zip(output_names, got, expected):
         compare_arrays(f"{name}: output {out_name}", g, e, rtol, atol)
 
@@ -151,6 +157,41 @@ def check_function(student_fn, reference_fn, make_inputs, *, name, output_names=
         except GradingError as err:
             raise GradingError(f"for {call}:\n{err}") from None
     return trials
+
+
+def check_backward_through_forward(student_forward, student_backward, reference_forward, reference_backward,
+                                   make_inputs, *, check_forward, n_upstream, output_names, keep):
+    """Check a student's backward on the cache of the student's own forward.
+
+    A cache is of the student's own design, so a backward can only be graded together with the forward
+    that made it: each side (student, reference) runs its forward on the forward's arguments, takes the
+    forward's last output as the cache and calls its backward as ``backward(*upstream, cache)``. The
+    backward's outputs at indices ``keep`` are compared; ``output_names`` names all of them, in order.
+    ``make_inputs(rng)`` draws the forward's arguments followed by the ``n_upstream`` upstream gradients.
+
+    ``check_forward()`` (the forward's own checks) runs first: if it fails, the message says that the
+    forward must be fixed before its backward can be graded. Messages name the two functions as the
+    reference functions are named (``lstm_step_forward``, ``lstm_step_backward``).
+    """
+    forward_name, backward_name = reference_forward.__name__, reference_backward.__name__
+    try:
+        check_forward()
+    except GradingError as err:
+        raise GradingError(f"{backward_name} is graded on the cache of YOUR {forward_name}, which is not "
+                           f"right yet; fix it first. Its check says:\n{err}") from None
+
+    def student(*args):
+        *_, cache = student_forward(*args[:-n_upstream])
+        grads = check_returned(backward_name, student_backward(*args[-n_upstream:], cache), output_names)
+        return tuple(grads[k] for k in keep)
+
+    def reference(*args):
+        *_, cache = reference_forward(*args[:-n_upstream])
+        grads = reference_backward(*args[-n_upstream:], cache)
+        return tuple(grads[k] for k in keep)
+
+    return check_function(student, reference, make_inputs, name=f"{forward_name} then {backward_name}",
+                          output_names=tuple(output_names[k] for k in keep))
 
 
 def random_rnn_args(rng, with_output=False, sequence_input=False):

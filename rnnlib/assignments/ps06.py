@@ -10,7 +10,7 @@ graded through the student's forward, its checks first check that forward and sa
 import numpy as np
 
 from rnnlib import cells
-from rnnlib.grading import GradingError, check_function
+from rnnlib.grading import check_backward_through_forward, check_function, check_returned
 
 FORWARD_OUTPUTS = ("h", "c", "cache")
 BACKWARD_OUTPUTS = ("dx", "dh_prev", "dc_prev", "dW_ih", "dW_hh", "db_ih", "db_hh")
@@ -31,11 +31,8 @@ def random_lstm_args(rng, with_upstream=False):
 def _three_values(student_forward):
     """``student_forward`` returning only ``(h, c)``, after checking that it returns three values."""
     def forward(*args):
-        out = student_forward(*args)
-        if not isinstance(out, (tuple, list)) or len(out) != 3:
-            n = len(out) if isinstance(out, (tuple, list)) else 1
-            raise GradingError(f"lstm_step_forward must return 3 values (h, c, cache), it returned {n}")
-        return out[0], out[1]
+        h, c, _ = check_returned("lstm_step_forward", student_forward(*args), FORWARD_OUTPUTS)
+        return h, c
     return forward
 
 
@@ -56,38 +53,14 @@ def forward_c(lstm_step_forward):
                    random_lstm_args, name="lstm_step_forward", output_names=("c",))
 
 
-def _forward_then_backward(lstm_step_forward, lstm_step_backward, keep):
-    """The student's forward then the student's backward, returning the outputs with indices ``keep``."""
-    def run(x, h_prev, c_prev, W_ih, W_hh, b_ih, b_hh, dh, dc):
-        _, _, cache = lstm_step_forward(x, h_prev, c_prev, W_ih, W_hh, b_ih, b_hh)
-        grads = lstm_step_backward(dh, dc, cache)
-        if not isinstance(grads, (tuple, list)) or len(grads) != len(BACKWARD_OUTPUTS):
-            n = len(grads) if isinstance(grads, (tuple, list)) else 1
-            raise GradingError(f"lstm_step_backward must return {len(BACKWARD_OUTPUTS)} values "
-                               f"({', '.join(BACKWARD_OUTPUTS)}), it returned {n}")
-        return tuple(grads[k] for k in keep)
-    return run
-
-
-def _reference_backward(keep):
-    def run(x, h_prev, c_prev, W_ih, W_hh, b_ih, b_hh, dh, dc):
-        _, _, cache = cells.lstm_step_forward(x, h_prev, c_prev, W_ih, W_hh, b_ih, b_hh)
-        grads = cells.lstm_step_backward(dh, dc, cache)
-        return tuple(grads[k] for k in keep)
-    return run
-
-
 def _check_backward(lstm_step_forward, lstm_step_backward, keep):
-    try:
+    def check_forward():
         forward_h(lstm_step_forward)
         forward_c(lstm_step_forward)
-    except GradingError as err:
-        raise GradingError("lstm_step_backward is graded on the cache of YOUR lstm_step_forward, which is not "
-                           f"right yet; fix it first. Its check says:\n{err}") from None
-    check_function(_forward_then_backward(lstm_step_forward, lstm_step_backward, keep), _reference_backward(keep),
-                   lambda rng: random_lstm_args(rng, with_upstream=True),
-                   name="lstm_step_forward then lstm_step_backward",
-                   output_names=tuple(BACKWARD_OUTPUTS[k] for k in keep))
+
+    check_backward_through_forward(lstm_step_forward, lstm_step_backward, cells.lstm_step_forward,
+                                   cells.lstm_step_backward, lambda rng: random_lstm_args(rng, with_upstream=True),
+                                   check_forward=check_forward, n_upstream=2, output_names=BACKWARD_OUTPUTS, keep=keep)
 
 
 def backward_inputs(lstm_step_forward, lstm_step_backward):

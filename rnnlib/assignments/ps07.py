@@ -6,7 +6,7 @@ of their own design; the backward is graded by calling the student's forward and
 backward on the same fresh inputs, so a correct answer never depends on rnnlib's cache layout.
 """
 from rnnlib import cells
-from rnnlib.grading import GradingError, check_function
+from rnnlib.grading import check_backward_through_forward, check_function, check_returned
 
 BACKWARD_OUTPUTS = ("dx", "dh_prev", "dW_ih", "dW_hh", "db_ih", "db_hh")
 
@@ -25,11 +25,7 @@ def random_gru_args(rng, with_upstream=False):
 def _first_of_two(student_forward):
     """``student_forward`` returning only ``h``, after checking that it returns ``(h, cache)``."""
     def forward(*args):
-        out = student_forward(*args)
-        if not isinstance(out, (tuple, list)) or len(out) != 2:
-            n = len(out) if isinstance(out, (tuple, list)) else 1
-            raise GradingError(f"gru_step_forward must return 2 values (h, cache), it returned {n}")
-        return out[0]
+        return check_returned("gru_step_forward", student_forward(*args), ("h", "cache"))[0]
     return forward
 
 
@@ -39,36 +35,11 @@ def forward_h(gru_step_forward):
                    name="gru_step_forward", output_names=("h",))
 
 
-def _forward_then_backward(gru_step_forward, gru_step_backward, keep):
-    def run(x, h_prev, W_ih, W_hh, b_ih, b_hh, dh):
-        _, cache = gru_step_forward(x, h_prev, W_ih, W_hh, b_ih, b_hh)
-        grads = gru_step_backward(dh, cache)
-        if not isinstance(grads, (tuple, list)) or len(grads) != len(BACKWARD_OUTPUTS):
-            n = len(grads) if isinstance(grads, (tuple, list)) else 1
-            raise GradingError(f"gru_step_backward must return {len(BACKWARD_OUTPUTS)} values "
-                               f"({', '.join(BACKWARD_OUTPUTS)}), it returned {n}")
-        return tuple(grads[k] for k in keep)
-    return run
-
-
-def _reference_backward(keep):
-    def run(x, h_prev, W_ih, W_hh, b_ih, b_hh, dh):
-        _, cache = cells.gru_step_forward(x, h_prev, W_ih, W_hh, b_ih, b_hh)
-        grads = cells.gru_step_backward(dh, cache)
-        return tuple(grads[k] for k in keep)
-    return run
-
-
 def _check_backward(gru_step_forward, gru_step_backward, keep):
-    try:
-        forward_h(gru_step_forward)
-    except GradingError as err:
-        raise GradingError("gru_step_backward is graded on the cache of YOUR gru_step_forward, which is not "
-                           f"right yet; fix it first. Its check says:\n{err}") from None
-    check_function(_forward_then_backward(gru_step_forward, gru_step_backward, keep), _reference_backward(keep),
-                   lambda rng: random_gru_args(rng, with_upstream=True),
-                   name="gru_step_forward then gru_step_backward",
-                   output_names=tuple(BACKWARD_OUTPUTS[k] for k in keep))
+    check_backward_through_forward(gru_step_forward, gru_step_backward, cells.gru_step_forward,
+                                   cells.gru_step_backward, lambda rng: random_gru_args(rng, with_upstream=True),
+                                   check_forward=lambda: forward_h(gru_step_forward), n_upstream=1,
+                                   output_names=BACKWARD_OUTPUTS, keep=keep)
 
 
 def backward_inputs(gru_step_forward, gru_step_backward):
