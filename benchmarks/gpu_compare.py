@@ -114,13 +114,23 @@ def pick_device(name):
 
 
 def device_info(device):
-    info = dict(type=device.type, name=platform.processor() or platform.machine(),
-                cpu_threads=torch.get_num_threads())
+    info = dict(type=device.type, name=_cpu_name(), cpu_threads=torch.get_num_threads())
     if device.type == "cuda":
         p = torch.cuda.get_device_properties(device)
         info.update(name=p.name, capability=f"{p.major}.{p.minor}", sm_count=p.multi_processor_count,
                     total_memory_bytes=p.total_memory, driver=_nvidia_smi_driver())
     return info
+
+
+def _cpu_name():
+    """The CPU's model name from /proc/cpuinfo (Linux), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _nvidia_smi_driver():
@@ -504,6 +514,10 @@ def run_accuracy(cfg, device, bar):
         for T in cfg["acc_seq_lens"]:
             for name in cfg["models"]:
                 bar.update(1)
+                if name == "mingru_loop" and "mingru" in cfg["models"]:
+                    skipped.append(dict(model=name, T=T, seed=seed,
+                                        reason="same model and weights as 'mingru' (scan), which is run"))
+                    continue
                 if deadline is not None and time.perf_counter() - t0 > deadline:
                     skipped.append(dict(model=name, T=T, seed=seed,
                                         reason=f"accuracy deadline of {deadline} s reached"))
