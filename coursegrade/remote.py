@@ -22,6 +22,7 @@ reference from another thread, or who copies its code, is not caught by this.
 import ast
 import base64
 import builtins
+import inspect
 import io
 import json
 
@@ -34,8 +35,49 @@ class RemoteError(Exception):
     """The kernel could not answer a request (it raised, died, or timed out)."""
 
 
+def decode_value(v, handle, error):
+    """A value from its JSON form, as :func:`encode` and the kernel's ``enc`` write it: no pickle, no code.
+
+    Both sides use this one function: the grader for what the kernel sends, the kernel for what the grader
+    sends (its source is part of :data:`KERNEL_HELPER`, so it may only use ``base64``, ``io`` and ``np``).
+    ``handle(v)`` gives the value of a ``{"handle": ...}`` entry; ``error(message)`` is the exception
+    raised for anything else that is not a value."""
+    if v is None or isinstance(v, (bool, str)):
+        return v
+    if not isinstance(v, dict) or len(v) not in (1, 3):
+        raise error("malformed reply")
+    if "handle" in v:
+        return handle(v)
+    (kind, val), = v.items()
+    if kind == "int":
+        return int(val)
+    if kind == "float":
+        return float(val)
+    if kind == "complex":
+        return complex(float(val[0]), float(val[1]))
+    if kind in ("ndarray", "npscalar", "tensor"):
+        arr = np.load(io.BytesIO(base64.b64decode(val)), allow_pickle=False)
+        if kind == "npscalar":
+            return arr[()]
+        if kind == "tensor":
+            import torch
+            return torch.from_numpy(arr)
+        return arr
+    if kind in ("list", "tuple"):
+        items = [decode_value(x, handle, error) for x in val]
+        return items if kind == "list" else tuple(items)
+    if kind == "dict":
+        return {str(k): decode_value(x, handle, error) for k, x in val.items()}
+    raise error(f"unknown value kind {kind!r}")
+
+
 # The kernel side: executed fresh for every request (nothing defined earlier in the kernel is reused).
-KERNEL_HELPER = r'''
+KERNEL_HELPER = """import base64, io
+import numpy as np
+
+
+""" + inspect.getsource(decode_value) + r'''
+
 def __coursegrade_rpc(user_ns, request):
     import base64, io, json, os, sys, types
     import numpy as np
@@ -71,29 +113,7 @@ def __coursegrade_rpc(user_ns, request):
         return {"handle": hid, "type": type(v).__name__, "callable": callable(v)}
 
     def dec(v):
-        if v is None or isinstance(v, (bool, str)):
-            return v
-        (kind, val), = v.items()
-        if kind == "int":
-            return int(val)
-        if kind == "float":
-            return float(val)
-        if kind in ("ndarray", "npscalar", "tensor"):
-            arr = np.load(io.BytesIO(base64.b64decode(val)), allow_pickle=False)
-            if kind == "npscalar":
-                return arr[()]
-            if kind == "tensor":
-                import torch
-                return torch.from_numpy(arr)
-            return arr
-        if kind in ("list", "tuple"):
-            items = [dec(x) for x in val]
-            return items if kind == "list" else tuple(items)
-        if kind == "dict":
-            return {k: dec(x) for k, x in val.items()}
-        if kind == "handle":
-            return handles[val]
-        raise ValueError(kind)
+        return decode_value(v, lambda h: handles[h["handle"]], ValueError)
 
     # reference-call detection: calls of public functions defined in rnnlib's reference modules
     ref_files = set()
@@ -187,34 +207,11 @@ def encode(v, depth=0):
 
 
 def decode(v, client):
-    """Safe decoding of what the kernel sent: no pickle, no code."""
-    if v is None or isinstance(v, (bool, str)):
-        return v
-    if not isinstance(v, dict) or len(v) not in (1, 3):
-        raise RemoteError("malformed reply from the kernel")
-    if "handle" in v:
-        return Remote(client, handle=str(v["handle"]), type_name=str(v.get("type")), is_callable=bool(v.get("callable")))
-    (kind, val), = v.items()
-    if kind == "int":
-        return int(val)
-    if kind == "float":
-        return float(val)
-    if kind == "complex":
-        return complex(float(val[0]), float(val[1]))
-    if kind in ("ndarray", "npscalar", "tensor"):
-        arr = np.load(io.BytesIO(base64.b64decode(val)), allow_pickle=False)
-        if kind == "npscalar":
-            return arr[()]
-        if kind == "tensor":
-            import torch
-            return torch.from_numpy(arr)
-        return arr
-    if kind in ("list", "tuple"):
-        items = [decode(x, client) for x in val]
-        return items if kind == "list" else tuple(items)
-    if kind == "dict":
-        return {str(k): decode(x, client) for k, x in val.items()}
-    raise RemoteError(f"unknown value kind {kind!r} from the kernel")
+    """Safe decoding of what the kernel sent (:func:`decode_value`); its handles become :class:`Remote` proxies."""
+    def remote(h):
+        return Remote(client, handle=str(h["handle"]), type_name=str(h.get("type")), is_callable=bool(h.get("callable")))
+
+    return decode_value(v, remote, lambda message: RemoteError(f"{message} from the kernel"))
 
 
 def _write_back(original, updated):
