@@ -102,6 +102,20 @@ def gate_views(a, n):
     return [a[..., k * H:(k + 1) * H] for k in range(n)]
 
 
+def _time_major_input_part(x, W_ih, W_hh, b_ih, b_hh, gates):
+    """Check ``x (B, T, D)`` and one layer's parameters (``gates`` blocks: 4 for the LSTM, 3 for the GRU).
+
+    Returns ``x`` (checked), ``xs``, its time-major copy ``(T, B, D)``, and the input part of every step,
+    ``xs @ W_ih.T`` as ``(T, B, gates * H)``, in one matmul. The biases are left to the caller (the GRU
+    keeps ``b_hn`` out: it belongs inside the reset product)."""
+    D, H = check_rnn_params(W_ih, W_hh, b_ih, b_hh, gates=gates)
+    x = check_shape("x", x, (None, None, D))
+    check_same_dtype(x=x, W_ih=W_ih)
+    B, T, _ = x.shape
+    xs = swap_batch_time(x)  # (T, B, D)
+    return x, xs, (xs.reshape(T * B, D) @ W_ih.T).reshape(T, B, gates * H)
+
+
 def lstm_forward(x, h0, c0, W_ih, W_hh, b_ih, b_hh):
     """Run an LSTM over a batch of sequences (gates i, f, g, o as ``torch.nn.LSTM``).
 
@@ -113,12 +127,8 @@ def lstm_forward(x, h0, c0, W_ih, W_hh, b_ih, b_hh):
     contiguous, and writes into them in place (``out=``) instead of allocating per step.
     ``hs[t]``, ``cs[t]`` are the states entering step t; the step writes ``hs[t + 1]``, ``cs[t + 1]``.
     """
-    D, H = check_rnn_params(W_ih, W_hh, b_ih, b_hh, gates=4)
-    x = check_shape("x", x, (None, None, D))
-    check_same_dtype(x=x, W_ih=W_ih)
-    B, T, _ = x.shape
-    xs = swap_batch_time(x)  # (T, B, D)
-    gates = (xs.reshape(T * B, D) @ W_ih.T).reshape(T, B, 4 * H)  # input part of every step, one matmul
+    x, xs, gates = _time_major_input_part(x, W_ih, W_hh, b_ih, b_hh, gates=4)  # gates: (T, B, 4H)
+    (B, T, _), H = x.shape, W_hh.shape[1]
     gates += b_ih + b_hh
     hs = np.empty((T + 1, B, H), dtype=x.dtype)
     cs = np.empty((T + 1, B, H), dtype=x.dtype)
@@ -214,12 +224,8 @@ def gru_forward(x, h0, W_ih, W_hh, b_ih, b_hh):
     x (B, T, D), h0 (B, H) or None -> hs (B, T, H), cache. The same arithmetic as
     :func:`rnnlib.cells.gru_step_forward` T times (tested), on time-major buffers like :func:`lstm_forward`.
     """
-    D, H = check_rnn_params(W_ih, W_hh, b_ih, b_hh, gates=3)
-    x = check_shape("x", x, (None, None, D))
-    check_same_dtype(x=x, W_ih=W_ih)
-    B, T, _ = x.shape
-    xs = swap_batch_time(x)  # (T, B, D)
-    gates = (xs.reshape(T * B, D) @ W_ih.T).reshape(T, B, 3 * H)  # input part of every step, one matmul
+    x, xs, gates = _time_major_input_part(x, W_ih, W_hh, b_ih, b_hh, gates=3)  # gates: (T, B, 3H)
+    (B, T, _), H = x.shape, W_hh.shape[1]
     gates += b_ih
     gates[..., :2 * H] += b_hh[:2 * H]  # b_hr and b_hz are plain biases; b_hn stays inside r * (...)
     hs = np.empty((T + 1, B, H), dtype=x.dtype)  # hs[t]: the state entering step t
