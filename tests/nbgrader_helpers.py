@@ -51,6 +51,16 @@ def solution_answers(ps):
     return {gid: SOLUTION_MARKERS.sub("", c.source) for gid, c in answer_cells(nb).items()}
 
 
+def run_answers(*sources):
+    """The namespace that answer cells' ``sources`` define when run one after the other, as in the notebook
+    (after ``import numpy as np``), for calling the hidden checks directly on a solution or a wrong answer."""
+    import numpy as np
+
+    namespace = {"np": np}
+    exec("\n".join(sources), namespace)  # noqa: S102 (our own solutions and the tests' wrong answers)
+    return namespace
+
+
 def make_submission(course, ps, student, answers=None, notebook=None):
     """Submit the released notebook of ``ps`` for ``student``, with ``answers`` ({grade_id: source})
     written into its answer cells (None: the release as it is). ``notebook`` (raw text) replaces the

@@ -4,7 +4,7 @@ import re
 import numpy as np
 import pytest
 
-from nbgrader_helpers import autograde, course_copy, feedback_html, make_submission, solution_answers
+from nbgrader_helpers import autograde, course_copy, feedback_html, make_submission, run_answers, solution_answers
 from rnnlib.assignments import ps05 as checks
 from rnnlib.grading import GradingError
 
@@ -44,9 +44,7 @@ def test_partial_credit_and_messages(tmp_path):
 
 
 def _solution(name):
-    namespace = {"np": np}
-    exec(solution_answers("ps05")[name], namespace)  # noqa: S102 (our own solution notebook)
-    return namespace
+    return run_answers(solution_answers("ps05")[name])
 
 
 def test_the_solutions_pass_the_hidden_checks():

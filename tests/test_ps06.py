@@ -3,10 +3,9 @@
 The backward is graded through the student's own forward (their own cache), so a wrong forward also
 costs the backward cells, with a message that says the forward has to be fixed first.
 """
-import numpy as np
 import pytest
 
-from nbgrader_helpers import autograde, course_copy, feedback_html, make_submission, solution_answers
+from nbgrader_helpers import autograde, course_copy, feedback_html, make_submission, run_answers, solution_answers
 from rnnlib import cells
 from rnnlib.assignments import ps06
 from rnnlib.grading import GradingError
@@ -80,21 +79,18 @@ def test_partial_credit_and_messages(tmp_path):
 def test_hidden_checks_directly():
     """The hidden checks on their own: exact messages for a wrong forward and for a copier."""
     good = solution_answers("ps06")
-    ns = {"np": np}
-    exec(good["forward"] + "\n" + good["backward"], ns)
+    ns = run_answers(good["forward"], good["backward"])
     ps06.forward_h(ns["lstm_step_forward"])
     ps06.forward_c(ns["lstm_step_forward"])
     ps06.backward_inputs(ns["lstm_step_forward"], ns["lstm_step_backward"])
     ps06.backward_weights(ns["lstm_step_forward"], ns["lstm_step_backward"])
 
-    bad = {"np": np}
-    exec(NO_TANH_H, bad)
+    bad = run_answers(NO_TANH_H)
     with pytest.raises(GradingError, match="output h: .* values differ"):
         ps06.forward_h(bad["lstm_step_forward"])
     with pytest.raises(GradingError, match="graded on the cache of YOUR lstm_step_forward"):
         ps06.backward_inputs(bad["lstm_step_forward"], ns["lstm_step_backward"])
-    nodh = {"np": np}
-    exec(NO_DH_INTO_C, nodh)
+    nodh = run_answers(NO_DH_INTO_C)
     with pytest.raises(GradingError, match="output dx: .* values differ"):
         ps06.backward_inputs(ns["lstm_step_forward"], nodh["lstm_step_backward"])
     with pytest.raises(GradingError, match="output dW_ih: .* values differ"):

@@ -1,8 +1,7 @@
 """ps07 graded for plausible wrong answers: partial credit and messages that say what is wrong."""
-import numpy as np
 import pytest
 
-from nbgrader_helpers import autograde, course_copy, feedback_html, make_submission, solution_answers
+from nbgrader_helpers import autograde, course_copy, feedback_html, make_submission, run_answers, solution_answers
 from rnnlib import cells
 from rnnlib.assignments import ps07
 from rnnlib.grading import GradingError
@@ -82,24 +81,20 @@ def test_partial_credit_and_messages(tmp_path):
 def test_hidden_checks_directly():
     """The hidden checks on their own, including the message for a backward graded through a wrong forward."""
     good = solution_answers("ps07")
-    ns = {"np": np}
-    exec(good["forward"] + "\n" + good["backward"] + "\n" + good["count"], ns)
+    ns = run_answers(good["forward"], good["backward"], good["count"])
     ps07.forward_h(ns["gru_step_forward"])
     ps07.backward_inputs(ns["gru_step_forward"], ns["gru_step_backward"])
     ps07.backward_input_weights(ns["gru_step_forward"], ns["gru_step_backward"])
     ps07.backward_hidden_weights(ns["gru_step_forward"], ns["gru_step_backward"])
     ps07.param_counts(ns["gru_param_count"], ns["lstm_param_count"])
 
-    cho = {"np": np}
-    exec(CHO_FORWARD, cho)
+    cho = run_answers(CHO_FORWARD)
     with pytest.raises(GradingError, match="graded on the cache of YOUR gru_step_forward"):
         ps07.backward_inputs(cho["gru_step_forward"], ns["gru_step_backward"])
-    wrong = {"np": np}
-    exec(SAME_BIAS_GRADS, wrong)
+    wrong = run_answers(SAME_BIAS_GRADS)
     with pytest.raises(GradingError, match="output db_hh|output dW_hh"):
         ps07.backward_hidden_weights(ns["gru_step_forward"], wrong["gru_step_backward"])
-    nodirect = {"np": np}
-    exec(NO_DIRECT_PATH, nodirect)
+    nodirect = run_answers(NO_DIRECT_PATH)
     with pytest.raises(GradingError, match="output dh_prev: .* values differ"):
         ps07.backward_inputs(ns["gru_step_forward"], nodirect["gru_step_backward"])
     ps07.backward_hidden_weights(ns["gru_step_forward"], nodirect["gru_step_backward"])  # only dh_prev is wrong
