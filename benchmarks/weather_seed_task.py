@@ -13,7 +13,9 @@ last state, Adam, and the post's 100 epochs:
 (a) ``loop``: written like the post. Column vectors, one window at a time: a Python loop over the
     3 steps forward, over the 3 steps back, and an Adam step after EVERY window (100 000 steps).
 (b) ``rnnlib``: ``rnnlib.train.rnn_regression_step`` on minibatches of ``--batch`` windows
-    (``rnn_forward`` over ``(B, 3, 3)``, vectorised over the batch), one Adam step per minibatch.
+    (``rnn_forward`` over ``(B, 3, 3)``, vectorised over the batch), one Adam step per minibatch, in
+    float32 (``--dtype``; what torch trains in by default). The post's loop runs in NumPy's float64;
+    to separate the two effects, rnnlib is also run in float64 (``rnnlib_float64`` in the record).
 
 Both run in this process on one BLAS thread (the matrices are small: more threads only add waiting;
 set ``OPENBLAS_NUM_THREADS`` to change it), timed with ``time.perf_counter`` (wall) and ``time.process_time`` (CPU), and
@@ -116,8 +118,9 @@ def train_loop(params, X, y, epochs, lr, seed, progress):
 
 # ------------------------------------------------------------------------------ (b) rnnlib batched --
 
-def train_rnnlib(params, X, y, epochs, lr, batch, progress):
-    p = {k: v.copy() for k, v in params.items()}
+def train_rnnlib(params, X, y, epochs, lr, batch, progress, dtype=np.float64):
+    p = {k: v.astype(dtype) for k, v in params.items()}
+    X, y = X.astype(dtype), y.astype(dtype)
     opt = optim.Adam(p, lr=lr)
     history = train.fit(train.rnn_regression_step, p, opt,
                         lambda e: train.iterate_minibatches(X, y, batch, seed=e), epochs, progress=progress)
@@ -133,25 +136,32 @@ def run(args):
     params = seed_init(3, args.hidden, 1, seed=args.seed + 2)
 
     def test_mse(pred_scaled):
-        return float(np.mean((y_scaler.inverse_transform(pred_scaled) - y_test) ** 2))
+        return float(np.mean((y_scaler.inverse_transform(pred_scaled.astype(np.float64)) - y_test) ** 2))
 
     record = {"config": vars(args).copy()}
-    for name in ("loop", "rnnlib"):
+    for name in ("loop", "rnnlib", "rnnlib_float64"):
         wall, cpu = time.perf_counter(), time.process_time()
         if name == "loop":
             p, history = train_loop(params, Xs_train, ys_train, args.epochs, args.loop_lr, args.seed, args.progress)
             pred = loop_predict(p, Xs_test)
         else:
-            p, history = train_rnnlib(params, Xs_train, ys_train, args.epochs, args.lr, args.batch, args.progress)
-            pred = train.rnn_regression_forward(p, Xs_test)[0]
+            dtype = np.float64 if name == "rnnlib_float64" else np.dtype(args.dtype)
+            p, history = train_rnnlib(params, Xs_train, ys_train, args.epochs, args.lr, args.batch, args.progress,
+                                      dtype)
+            pred = train.rnn_regression_forward(p, Xs_test.astype(dtype))[0]
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         record[name] = {"seconds": wall, "cpu_seconds": cpu, "test_mse": test_mse(pred),
+                        "dtype": "float64" if name != "rnnlib" else args.dtype,
                         "train_loss": history, "adam_steps": int(len(history) * (
                             len(X_train) if name == "loop" else -(-len(X_train) // args.batch)))}
     record["summary"] = {
         "loop_seconds": record["loop"]["seconds"], "loop_test_mse": record["loop"]["test_mse"],
         "rnnlib_seconds": record["rnnlib"]["seconds"], "rnnlib_test_mse": record["rnnlib"]["test_mse"],
         "speedup": record["loop"]["seconds"] / record["rnnlib"]["seconds"],
+        "rnnlib_dtype": args.dtype,
+        "rnnlib_float64_seconds": record["rnnlib_float64"]["seconds"],
+        "rnnlib_float64_test_mse": record["rnnlib_float64"]["test_mse"],
+        "speedup_float64": record["loop"]["seconds"] / record["rnnlib_float64"]["seconds"],
         "noise_floor_mse": 0.01}
     load = [round(x, 2) for x in os.getloadavg()]
     record["provenance"] = {"command": provenance.command(sys.argv), "commit": provenance.git_commit(__file__),
@@ -170,6 +180,9 @@ def main(argv=None):
     parser.add_argument("--loop-lr", type=float, default=1e-3, help="Adam step size of the loop (the post: 1e-3)")
     parser.add_argument("--lr", type=float, default=1e-2, help="Adam step size of rnnlib (a minibatch step averages many windows)")
     parser.add_argument("--batch", type=int, default=200, help="rnnlib's minibatch size")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"],
+                        help="rnnlib's dtype (torch's default, float32; the loop keeps NumPy's float64 as the "
+                             "post does; rnnlib also runs in float64 for comparison)")
     parser.add_argument("--seed", type=int, default=4)
     parser.add_argument("--no-progress", dest="progress", action="store_false")
     parser.add_argument("--quick", action="store_true", help="a tiny run, to check that the script works")
