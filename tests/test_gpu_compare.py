@@ -130,7 +130,7 @@ def test_single_query_step_is_not_top_left_causal():
     torch.testing.assert_close(step, model(tokens)[:, -1], rtol=0, atol=1e-10)
 
 
-@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru", "mingru", "mingru_loop"])
 @pytest.mark.parametrize("continuous", [False, True])
 def test_recurrent_step_equals_full_sequence(kind, continuous):
     torch.manual_seed(0)

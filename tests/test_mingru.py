@@ -102,26 +102,6 @@ def test_model_scan_equals_model_loop_with_parameter_gradients(T):
         assert rel_err(g_scan, g_loop) < TOL, name
 
 
-@pytest.mark.parametrize("kind", ["mingru", "mingru_loop"])
-@pytest.mark.parametrize("continuous", [False, True])
-def test_streaming_step_equals_full_sequence(kind, continuous):
-    torch.manual_seed(0)
-    kw = dict(input_dim=2, out_dim=1) if continuous else {}
-    model = RecurrentLM(kind, vocab=13, d_model=10, n_layers=2, **kw).double().eval()
-    x = torch.rand(4, 15, 2, dtype=torch.float64) if continuous else torch.randint(0, 13, (4, 15))
-    with torch.no_grad():
-        full, final = model(x, return_state=True)
-        state = model.init_state(4)
-        steps = []
-        for t in range(15):
-            logits, state = model.step(x[:, t], state)
-            steps.append(logits)
-    torch.testing.assert_close(torch.stack(steps, dim=1), full, rtol=0, atol=1e-10)
-    torch.testing.assert_close(state, final, rtol=0, atol=1e-10)
-    assert state.shape == (2, 4, 10)
-    assert RecurrentLM.state_nbytes(state) == 2 * 4 * 10 * 8      # fixed size: L x B x d doubles
-
-
 @pytest.mark.parametrize("extra", [dict(vocab=256), dict(vocab=1, input_dim=2, out_dim=1)])
 def test_full_config_budget_matches_within_10_percent(extra):
     cfg = gpu_compare.FULL
