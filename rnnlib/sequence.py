@@ -16,6 +16,16 @@ from rnnlib._checks import check_same_dtype, check_shape
 from rnnlib.cells import check_rnn_params
 
 
+def check_sequence_input(x, W_ih, W_hh, b_ih, b_hh, gates=1):
+    """Check ``x (B, T, D)`` against one layer's parameters (``gates`` blocks: 1 RNN, 4 LSTM, 3 GRU);
+    return ``x`` (as an array) and ``(B, T, D, H)``."""
+    D, H = check_rnn_params(W_ih, W_hh, b_ih, b_hh, gates=gates)
+    x = check_shape("x", x, (None, None, D))
+    check_same_dtype(x=x, W_ih=W_ih)
+    B, T, _ = x.shape
+    return x, (B, T, D, H)
+
+
 def initial_state(name, h0, B, H, dtype):
     """``h0`` as a ``(B, H)`` array; ``None`` means zeros."""
     if h0 is None:
@@ -31,10 +41,7 @@ def rnn_forward(x, h0, W_ih, W_hh, b_ih, b_hh):
 
     x (B, T, D), h0 (B, H) or None -> hs (B, T, H) (the state after every step), cache.
     """
-    D, H = check_rnn_params(W_ih, W_hh, b_ih, b_hh)
-    x = check_shape("x", x, (None, None, D))
-    check_same_dtype(x=x, W_ih=W_ih)
-    B, T, _ = x.shape
+    x, (B, T, D, H) = check_sequence_input(x, W_ih, W_hh, b_ih, b_hh)
     h = initial_state("h0", h0, B, H, x.dtype)
     h_init = h
     # The input part of every step at once, as one 2-D matmul: the same numbers as the 3-D
@@ -105,20 +112,6 @@ def gate_views(a, n):
     return [a[..., k * H:(k + 1) * H] for k in range(n)]
 
 
-def _time_major_input_part(x, W_ih, W_hh, b_ih, b_hh, gates):
-    """Check ``x (B, T, D)`` and one layer's parameters (``gates`` blocks: 4 for the LSTM, 3 for the GRU).
-
-    Returns ``x`` (checked), ``xs``, its time-major copy ``(T, B, D)``, and the input part of every step,
-    ``xs @ W_ih.T`` as ``(T, B, gates * H)``, in one matmul. The biases are left to the caller (the GRU
-    keeps ``b_hn`` out: it belongs inside the reset product)."""
-    D, H = check_rnn_params(W_ih, W_hh, b_ih, b_hh, gates=gates)
-    x = check_shape("x", x, (None, None, D))
-    check_same_dtype(x=x, W_ih=W_ih)
-    B, T, _ = x.shape
-    xs = swap_batch_time(x)  # (T, B, D)
-    return x, xs, (xs.reshape(T * B, D) @ W_ih.T).reshape(T, B, gates * H)
-
-
 def lstm_gate_scale(H, dtype):
     """``(4H,)``: 1/2 for the sigmoid gates i, f, o and 1 for the tanh gate g (torch's order i, f, g, o).
 
@@ -152,10 +145,7 @@ def lstm_forward(x, h0, c0, W_ih, W_hh, b_ih, b_hh):
       of a matmul and a pass over the (T, B, 4H) result (and :func:`lstm_backward` gets ``db`` from
       the matmul of ``dW_ih`` instead of a sum): -0.3 ms.
     """
-    D, H = check_rnn_params(W_ih, W_hh, b_ih, b_hh, gates=4)
-    x = check_shape("x", x, (None, None, D))
-    check_same_dtype(x=x, W_ih=W_ih)
-    B, T, _ = x.shape
+    x, (B, T, D, H) = check_sequence_input(x, W_ih, W_hh, b_ih, b_hh, gates=4)
     scale = lstm_gate_scale(H, x.dtype)[:, None]
     xs = np.empty((T, B, D + 1), dtype=x.dtype)  # time-major x with a constant input 1 ...
     xs[:, :, :D] = x.swapaxes(0, 1)
@@ -260,8 +250,9 @@ def gru_forward(x, h0, W_ih, W_hh, b_ih, b_hh):
     x (B, T, D), h0 (B, H) or None -> hs (B, T, H), cache. The same arithmetic as
     :func:`rnnlib.cells.gru_step_forward` T times (tested), on time-major buffers like :func:`lstm_forward`.
     """
-    x, xs, gates = _time_major_input_part(x, W_ih, W_hh, b_ih, b_hh, gates=3)  # gates: (T, B, 3H)
-    (B, T, _), H = x.shape, W_hh.shape[1]
+    x, (B, T, D, H) = check_sequence_input(x, W_ih, W_hh, b_ih, b_hh, gates=3)
+    xs = swap_batch_time(x)  # (T, B, D)
+    gates = (xs.reshape(T * B, D) @ W_ih.T).reshape(T, B, 3 * H)  # input part of every step, one matmul
     gates += b_ih
     gates[..., :2 * H] += b_hh[:2 * H]  # b_hr and b_hz are plain biases; b_hn stays inside r * (...)
     hs = np.empty((T + 1, B, H), dtype=x.dtype)  # hs[t]: the state entering step t
