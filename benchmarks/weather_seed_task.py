@@ -41,7 +41,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "experiments"))
 
 import provenance  # noqa: E402  (experiments/provenance.py)
-from rnnlib import data, optim, sequence, train  # noqa: E402
+from rnnlib import data, optim, train  # noqa: E402
 
 
 def seed_windows(n, seed):

@@ -28,7 +28,6 @@ import argparse
 import concurrent.futures
 import json
 import multiprocessing
-import os
 import sys
 import time
 from pathlib import Path

@@ -1,7 +1,6 @@
 """experiments/reber.py in its tiny configuration, and the pieces chapter 9 relies on."""
 import sys
 
-import numpy as np
 import torch
 
 from rnnlib import data

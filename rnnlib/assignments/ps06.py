@@ -7,7 +7,6 @@ and then the student's backward on the same fresh inputs, and comparing the grad
 A correct student therefore never depends on the layout of rnnlib's cache. Because the backward is
 graded through the student's forward, its checks first check that forward and say so if it is wrong.
 """
-import numpy as np
 
 from rnnlib import cells
 from rnnlib.grading import check_backward_through_forward, check_function, check_returned

@@ -7,7 +7,6 @@ dicts of :func:`rnnlib.torch_io.stack_from_torch`: ``layers[l][d]`` with ``d = 1
 direction. Every check draws random shapes when it runs and compares with PyTorch itself and with
 :mod:`rnnlib.stacked`.
 """
-import numpy as np
 
 from rnnlib import sequence, stacked, torch_io
 from rnnlib.grading import check_function

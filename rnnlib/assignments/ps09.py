@@ -210,8 +210,6 @@ def pack_sequences(pack_sequences, trials=4):
 def classifier_batch_independent(SequenceClassifier, trials=2):
     """``SequenceClassifier(input_size, hidden_size)`` maps a list of sequences to logits ``(B, 2)``
     and the logits of a sequence do not depend on the other sequences of its batch (padding)."""
-    import torch
-
     for _ in range(trials):
         seed = secrets.randbits(32)
         seqs, _ = make_task(int(np.random.default_rng(seed).integers(3, 9)), seed)
