@@ -62,18 +62,25 @@ def seed_init(D, H, O, seed):
 
 # ------------------------------------------------------------------------------ (a) the post's loop --
 
-def loop_window(p, x, target):
-    """Forward and backward of ONE window as the post writes it: column vectors, a loop over steps.
-    ``p`` holds column-vector parameters (``bh`` (H, 1), ``by`` (O, 1)); returns ``(loss, grads)``."""
+def loop_forward(p, x):
+    """The post's forward over ONE window ``x (3, D)``: column vectors, a loop over the steps.
+    ``p`` holds column-vector parameters (``bh`` (H, 1), ``by`` (O, 1)); returns the states
+    ``[h_0 = 0, h_1, ..., h_T]`` and the output ``(O, 1)``."""
     h = np.zeros((p["Whh"].shape[0], 1))
     hs = [h]
     for t in range(len(x)):
         h = np.tanh(np.dot(p["Wxh"], x[t].reshape(-1, 1)) + np.dot(p["Whh"], h) + p["bh"])
         hs.append(h)
-    out = np.dot(p["Why"], h) + p["by"]
-    d_y = 2 * (out - target.reshape(-1, 1))          # the post's loss: sum of squared errors
+    return hs, np.dot(p["Why"], h) + p["by"]
+
+
+def loop_window(p, x, target):
+    """Forward and backward of ONE window as the post writes it; returns ``(loss, grads)``."""
+    hs, out = loop_forward(p, x)
+    err = out - target.reshape(-1, 1)
+    d_y = 2 * err                                    # the post's loss: sum of squared errors
     g = {k: np.zeros_like(v) for k, v in p.items()}
-    g["Why"], g["by"] = np.dot(d_y, h.T), d_y
+    g["Why"], g["by"] = np.dot(d_y, hs[-1].T), d_y
     d_h = np.dot(p["Why"].T, d_y)
     for t in reversed(range(len(x))):
         temp = (1 - hs[t + 1] ** 2) * d_h
@@ -81,7 +88,7 @@ def loop_window(p, x, target):
         g["Whh"] += np.dot(temp, hs[t].T)
         g["bh"] += temp
         d_h = np.dot(p["Whh"].T, temp)
-    return float(np.sum((out - target.reshape(-1, 1)) ** 2)), g
+    return float(np.sum(err ** 2)), g
 
 
 def to_loop_params(params):
@@ -92,13 +99,8 @@ def to_loop_params(params):
 
 
 def loop_predict(p, X):
-    preds = []
-    for x in X:
-        h = np.zeros((p["Whh"].shape[0], 1))
-        for t in range(len(x)):
-            h = np.tanh(np.dot(p["Wxh"], x[t].reshape(-1, 1)) + np.dot(p["Whh"], h) + p["bh"])
-        preds.append((np.dot(p["Why"], h) + p["by"]).ravel())
-    return np.array(preds)
+    """Predictions ``(N, O)`` of the post's model, one window at a time."""
+    return np.array([loop_forward(p, x)[1].ravel() for x in X])
 
 
 def train_loop(params, X, y, epochs, lr, seed, progress):
@@ -113,7 +115,7 @@ def train_loop(params, X, y, epochs, lr, seed, progress):
             opt.step(g)
             total += loss
         history.append(total / len(X))
-    return p, history
+    return p, history, opt.t
 
 
 # ------------------------------------------------------------------------------ (b) rnnlib batched --
@@ -124,7 +126,7 @@ def train_rnnlib(params, X, y, epochs, lr, batch, progress, dtype=np.float64):
     opt = optim.Adam(p, lr=lr)
     history = train.fit(train.rnn_regression_step, p, opt,
                         lambda e: train.iterate_minibatches(X, y, batch, seed=e), epochs, progress=progress)
-    return p, history["train_loss"]
+    return p, history["train_loss"], opt.t
 
 
 def run(args):
@@ -142,18 +144,17 @@ def run(args):
     for name in ("loop", "rnnlib", "rnnlib_float64"):
         wall, cpu = time.perf_counter(), time.process_time()
         if name == "loop":
-            p, history = train_loop(params, Xs_train, ys_train, args.epochs, args.loop_lr, args.seed, args.progress)
+            p, history, steps = train_loop(params, Xs_train, ys_train, args.epochs, args.loop_lr, args.seed, args.progress)
             pred = loop_predict(p, Xs_test)
         else:
             dtype = np.float64 if name == "rnnlib_float64" else np.dtype(args.dtype)
-            p, history = train_rnnlib(params, Xs_train, ys_train, args.epochs, args.lr, args.batch, args.progress,
+            p, history, steps = train_rnnlib(params, Xs_train, ys_train, args.epochs, args.lr, args.batch, args.progress,
                                       dtype)
             pred = train.rnn_regression_forward(p, Xs_test.astype(dtype))[0]
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         record[name] = {"seconds": wall, "cpu_seconds": cpu, "test_mse": test_mse(pred),
                         "dtype": "float64" if name != "rnnlib" else args.dtype,
-                        "train_loss": history, "adam_steps": int(len(history) * (
-                            len(X_train) if name == "loop" else -(-len(X_train) // args.batch)))}
+                        "train_loss": history, "adam_steps": steps}
     record["summary"] = {
         "loop_seconds": record["loop"]["seconds"], "loop_test_mse": record["loop"]["test_mse"],
         "rnnlib_seconds": record["rnnlib"]["seconds"], "rnnlib_test_mse": record["rnnlib"]["test_mse"],
