@@ -46,15 +46,15 @@ import torch                                   # noqa: E402
 import torch.nn.functional as F                # noqa: E402
 from tqdm.auto import tqdm                     # noqa: E402
 
-from rnnlib.models import (ALL_MODEL_NAMES, MODEL_NAMES, RecurrentLM, TransformerLM,  # noqa: E402
+from rnnlib.torch.models import (ALL_MODEL_NAMES, MODEL_NAMES, RecurrentLM, TransformerLM,  # noqa: E402
                            build_model, count_params, describe, flops_per_token, width_for_budget)
 
 SCHEMA_VERSION = 2      # 2: config["models"] (which models ran); minGRU models allowed
 MODES = ("fp32", "bf16", "fp16")
 
-# Training configurations: the GPU one (the numbers of chapter 11) and a tiny CPU one.
+# Training configurations: the GPU one (the numbers of chapter 12) and a tiny CPU one.
 FULL = dict(
-    models=list(MODEL_NAMES),   # --models adds or picks others (rnnlib.models.ALL_MODEL_NAMES)
+    models=list(MODEL_NAMES),   # --models adds or picks others (rnnlib.torch.models.ALL_MODEL_NAMES)
     budget=2_000_000, vocab=256, rnn_layers=2, tf_layers=4, head_dim=64, head_multiple=8,
     multiple=8, positions="sinusoidal",
     seq_lens=[64, 256, 1024, 4096], tokens_per_batch=2 ** 16, modes=list(MODES),
@@ -169,7 +169,7 @@ def git_commit(explicit=None):
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                              timeout=10)
         if out.returncode == 0:
-            dirty = subprocess.run(["git", "status", "--porcelain", "--", "rnnlib/models.py",
+            dirty = subprocess.run(["git", "status", "--porcelain", "--", "rnnlib/torch/models.py",
                                     "benchmarks/gpu_compare.py"],
                                    cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
             return out.stdout.strip() + ("-dirty" if dirty else ""), "git"

@@ -59,7 +59,8 @@ def measure(threads):
     import torch
 
     sys.path.insert(0, os.path.dirname(HERE))
-    from rnnlib import sequence, torch_io
+    from rnnlib import sequence
+    from rnnlib.torch import torch_io
 
     torch.set_num_threads(threads)
     B, T, D, H = args.batch, args.steps, args.inputs, args.hidden

@@ -1,7 +1,7 @@
 """Hidden tests run in the grader, never in the student's kernel.
 
 A student's kernel runs the student's code, so everything in it can be changed by that code:
-``rnnlib.grading``, ``numpy.testing``, ``AssertionError``, IPython's input transformers (which can
+``checks.grading``, ``numpy.testing``, ``AssertionError``, IPython's input transformers (which can
 rewrite the next cell, hidden tests included), the display hooks that report errors. A hidden test
 that runs there can be made to pass. So the grader runs each hidden-test block itself, in its own
 process, with the check module imported there; the names the block uses (``rnn_step``, ``a0``...)
@@ -15,7 +15,7 @@ compared in the grader: the student's code controls only what its own functions 
 What the kernel cannot be trusted with, and is therefore only best effort: telling whether the
 student's function called the rnnlib reference. The kernel side installs its own profiler
 (``sys.setprofile``, after checking it is the real one) and reports calls of reference functions,
-recognised by the file they are defined in; the grader feeds them into ``rnnlib.grading``'s
+recognised by the file they are defined in; the grader feeds them into ``checks.grading``'s
 ``watch_calls`` so that ``check_function`` scores them 0 as usual. A student who calls the
 reference from another thread, or who copies its code, is not caught by this.
 """
@@ -252,7 +252,7 @@ class Remote:
         reply = self._client.request({"op": "call", "handle": self._handle, "args": [encode(a) for a in args],
                                       "kwargs": {k: encode(a) for k, a in kwargs.items()}})
         if reply.get("called"):
-            from rnnlib import grading
+            from checks import grading
             grading.report_reference_calls(reply["called"])
         for original, updated in zip(args, reply.get("args", [])):
             _write_back(original, decode(updated, self._client))

@@ -2,7 +2,7 @@
 
 The text is :func:`rnnlib.data.char_corpus`: the source of a few standard-library modules (nothing
 is downloaded). The first 90 % of the characters train the model, the last 10 % are held out and only
-ever evaluated. The model is :class:`rnnlib.models.RecurrentLM` (character embedding -> stacked LSTM
+ever evaluated. The model is :class:`rnnlib.torch.models.RecurrentLM` (character embedding -> stacked LSTM
 -> linear head), trained with cross-entropy on the next character of chunks of ``seq_len``
 characters (:func:`rnnlib.data.char_batches`), Adam with a cosine learning-rate schedule and
 gradient-norm clipping, PyTorch on the CPU.
@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from rnnlib import data
-from rnnlib.models import RecurrentLM, count_params
+from rnnlib.torch.models import RecurrentLM, count_params
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import provenance as prov  # noqa: E402  (one provenance module for every experiment script)

@@ -8,7 +8,7 @@ the second symbol (T or P), read before the whole inner Reber string.
 
 Training: next-symbol prediction with the legal-next-symbol sets as multi-hot targets (binary
 cross-entropy per symbol), Adam, gradient-norm clipping, PyTorch on the CPU. Models are
-:class:`rnnlib.models.RecurrentLM` (symbol embedding -> one recurrent layer -> linear head).
+:class:`rnnlib.torch.models.RecurrentLM` (symbol embedding -> one recurrent layer -> linear head).
 Validation and test strings are drawn from other seeds and every string that also occurs in the
 training set is removed, so both measure held-out strings only. A run stops early once all
 validation strings have been fully correct for ``stop_after`` epochs in a row; the test strings are
@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from rnnlib import data
-from rnnlib.models import RecurrentLM, count_params
+from rnnlib.torch.models import RecurrentLM, count_params
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import provenance as prov  # noqa: E402  (one provenance module for every experiment script)

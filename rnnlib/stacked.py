@@ -12,7 +12,7 @@ direction`` (direction 1 is the reverse one). The final state of the reverse dir
 after reading the whole reversed sequence, i.e. its output at ``t = 0``.
 
 ``layers`` holds the parameters: ``layers[l][d]`` is the dict ``{W_ih, W_hh, b_ih, b_hh}`` of layer
-``l``, direction ``d``, as :func:`rnnlib.torch_io.stack_from_torch` returns it. No dropout between
+``l``, direction ``d``, as :func:`rnnlib.torch.torch_io.stack_from_torch` returns it. No dropout between
 layers (torch's default ``dropout=0``).
 """
 import numpy as np

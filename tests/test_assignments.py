@@ -30,7 +30,7 @@ def test_solution_outputs_are_cleared_and_release_has_no_solutions(ps):
         if cell["cell_type"] == "code":
             assert cell["outputs"] == [] and cell["execution_count"] is None, "store solutions with outputs cleared"
     release = (ROOT / "exercises" / ps / f"{ps}.ipynb").read_text()
-    for marker in ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "rnnlib.assignments"):
+    for marker in ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "from checks import"):
         assert marker not in release
 
 
@@ -48,5 +48,5 @@ def test_solution_scores_full_and_release_scores_zero(tmp_path, ps):
     assert totals["blank"] == 0
     for student in ("solved", "blank"):
         html = feedback_html(course, student, ps)
-        for leak in ("BEGIN HIDDEN", "rnnlib.assignments", "run_line_magic"):
+        for leak in ("BEGIN HIDDEN", "from checks import", "run_line_magic"):
             assert leak not in html, f"{student}'s feedback shows hidden test source ({leak!r})"

@@ -1,4 +1,4 @@
-"""Tests of rnnlib.models and of the benchmark harness benchmarks/gpu_compare.py (CPU, fast)."""
+"""Tests of rnnlib.torch.models and of the benchmark harness benchmarks/gpu_compare.py (CPU, fast)."""
 import json
 import sys
 from pathlib import Path
@@ -12,7 +12,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import gpu_compare  # noqa: E402
-from rnnlib.models import (RecurrentLM, TransformerLM, count_params, flops_per_token,  # noqa: E402
+from rnnlib.torch.models import (RecurrentLM, TransformerLM, count_params, flops_per_token,  # noqa: E402
                            heads_for, matched_models)
 
 SCHEMA = ROOT / "benchmarks" / "results" / "schema.json"

@@ -196,7 +196,7 @@ def test_score_and_message(graded, student):
         if "(answer cell)" not in text:
             assert text in shown, f"{student}'s feedback does not say {text!r}"
     html_page = page
-    for leak in ("BEGIN HIDDEN", "rnnlib.assignments", "checks.rnn_step"):
+    for leak in ("BEGIN HIDDEN", "from checks import", "checks.rnn_step"):
         assert leak not in html_page, f"{student}'s feedback shows hidden tests"
 
 

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from rnnlib import gradcheck, torch_io
+from rnnlib import gradcheck
+from rnnlib.torch import torch_io
 from rnnlib.jacobian import state_jacobian_norms
 
 MODULES = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}

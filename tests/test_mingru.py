@@ -1,4 +1,4 @@
-"""minGRU (rnnlib.models): the parallel scan against the step-by-step loop, streaming, budgets."""
+"""minGRU (rnnlib.torch.models): the parallel scan against the step-by-step loop, streaming, budgets."""
 import sys
 from pathlib import Path
 
@@ -11,7 +11,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import gpu_compare  # noqa: E402
-from rnnlib.models import (MinGRU, RecurrentLM, count_params, flops_per_token,  # noqa: E402
+from rnnlib.torch.models import (MinGRU, RecurrentLM, count_params, flops_per_token,  # noqa: E402
                            linear_recurrence_loop, linear_recurrence_scan, matched_models)
 
 TOL = 1e-7

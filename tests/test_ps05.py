@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from nbgrader_helpers import autograde, course_copy, feedback_html, make_submission, run_answers, solution_answers
-from rnnlib.assignments import ps05 as checks
-from rnnlib.grading import GradingError
+from checks import ps05 as checks
+from checks.grading import GradingError
 
 CLIP_EACH_ARRAY = '''def clip_grad_norm(grads, max_norm):
     total = 0.0

@@ -7,8 +7,8 @@ import pytest
 
 from nbgrader_helpers import autograde, course_copy, feedback_html, make_submission, run_answers, solution_answers
 from rnnlib import cells
-from rnnlib.assignments import ps06
-from rnnlib.grading import GradingError
+from checks import ps06
+from checks.grading import GradingError
 
 # Forward right, backward with dW_ih transposed (x.T @ da instead of da.T @ x).
 TRANSPOSED_DW = '''def lstm_step_backward(dh, dc, cache):

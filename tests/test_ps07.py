@@ -3,8 +3,8 @@ import pytest
 
 from nbgrader_helpers import autograde, course_copy, feedback_html, make_submission, run_answers, solution_answers
 from rnnlib import cells
-from rnnlib.assignments import ps07
-from rnnlib.grading import GradingError
+from checks import ps07
+from checks.grading import GradingError
 
 CELLS = ("test-forward", "test-backward-inputs", "test-backward-ih", "test-backward-hh", "test-count")
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from nbgrader_helpers import autograde, course_copy, feedback_html, make_submission, solution_answers
-from rnnlib.assignments import ps08
-from rnnlib.grading import GradingError
+from checks import ps08
+from checks.grading import GradingError
 
 NOT_REVERSED_BACK = '''def bidirectional_layer(x, params_fwd, params_bwd, h0, c0):
     hs_f, h_f, c_f = lstm_layer(x, params_fwd, h0[0], c0[0])

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from nbgrader_helpers import ROOT, autograde, course_copy, feedback_html, make_submission, solution_answers
-from rnnlib.assignments import ps09
+from checks import ps09
 
 LEFT_PADDED = '''def pad_sequences(seqs):
     lengths = torch.tensor([len(s) for s in seqs])

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from rnnlib import cells, gradcheck, losses, sequence, torch_io
+from rnnlib import cells, gradcheck, losses, sequence
+from rnnlib.torch import torch_io
 
 TOL = 1e-7
 

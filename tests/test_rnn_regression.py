@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from rnnlib import torch_io, train
+from rnnlib import train
+from rnnlib.torch import torch_io
 from rnnlib.optim import Adam
 from rnnlib.data import adding_problem
 from rnnlib.gradcheck import rel_error

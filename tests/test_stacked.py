@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from rnnlib import gradcheck, sequence, stacked, torch_io
+from rnnlib import gradcheck, sequence, stacked
+from rnnlib.torch import torch_io
 from torch_helpers import EPS, TOL
 
 # Through two layers some weight gradients are ~1e-4 while the difference quotient is only accurate to

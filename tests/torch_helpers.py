@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from rnnlib import gradcheck
-from rnnlib.torch_io import NAMES
+from rnnlib.torch.torch_io import NAMES
 
 TOL = 1e-7
 EPS = 1e-5  # finite-difference step: balances truncation (eps^2) and rounding (1e-16 |loss| / eps)

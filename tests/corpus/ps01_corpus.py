@@ -117,24 +117,24 @@ def rnn_step(x, h_prev, W_ih, W_hh, b_ih, b_hh):
 
 # Wrong answer + everything a student could do in the kernel to make the hidden tests pass anyway.
 MONKEYPATCH = WRONG_STEP + '''
-import builtins, numpy.testing, rnnlib.grading
+import builtins, numpy.testing, checks.grading
 numpy.testing.assert_allclose = lambda *a, **k: None
-rnnlib.grading.check_function = lambda *a, **k: 3
-rnnlib.grading.compare_arrays = lambda *a, **k: None
-rnnlib.grading.compare_outputs = lambda *a, **k: None
+checks.grading.check_function = lambda *a, **k: 3
+checks.grading.compare_arrays = lambda *a, **k: None
+checks.grading.compare_outputs = lambda *a, **k: None
 class _Never(Exception):
     pass
 builtins.AssertionError = _Never
-rnnlib.grading.GradingError = _Never
+checks.grading.GradingError = _Never
 # rewrite every later cell: drop the hidden checks before they run
 get_ipython().input_transformers_cleanup.append(lambda lines: [l for l in lines if "checks." not in l])
 '''
 
 # Calls the reference and switches the reference-call detector off in the kernel.
 REFERENCE_AND_PATCHED_DETECTOR = CALLS_REFERENCE + '''
-import contextlib, rnnlib.grading
-rnnlib.grading.reference_code = lambda: set()
-rnnlib.grading.watch_calls = lambda codes: contextlib.nullcontext([])
+import contextlib, checks.grading
+checks.grading.reference_code = lambda: set()
+checks.grading.watch_calls = lambda codes: contextlib.nullcontext([])
 '''
 
 SNOOP = '''

@@ -36,7 +36,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 RECURRENT_KINDS = ("rnn", "lstm", "gru", "mingru", "mingru_loop")
-MODEL_NAMES = ("rnn", "lstm", "gru", "transformer")     # the four models of chapter 11
+MODEL_NAMES = ("rnn", "lstm", "gru", "transformer")     # the four models of chapter 12
 EXTRA_MODEL_NAMES = ("mingru", "mingru_loop")           # minGRU by parallel scan / by a loop
 ALL_MODEL_NAMES = MODEL_NAMES + EXTRA_MODEL_NAMES
 

@@ -19,7 +19,7 @@ function just called ``rnnlib.gradcheck.numerical_gradient``).
 import numpy as np
 
 from rnnlib import cells, gradcheck, sequence
-from rnnlib.grading import GradingError, check_function, random_rnn_args
+from checks.grading import GradingError, check_function, random_rnn_args
 
 GRADIENT_NAMES = ("dx", "dh_prev", "dW_ih", "dW_hh", "db_ih", "db_hh")
 SEQUENCE_GRADIENT_NAMES = ("dx", "dh0", "dW_ih", "dW_hh", "db_ih", "db_hh")

@@ -3,13 +3,13 @@ and truncated backpropagation through time.
 
 As in ps04, only plain data (arrays, numbers, a dict of arrays) is passed to the student's functions,
 and the checks also refuse answers that call ``rnnlib.truncated`` (besides the modules that
-:func:`rnnlib.grading.check_function` watches).
+:func:`checks.grading.check_function` watches).
 """
 import numpy as np
 
 from rnnlib import optim, sequence, truncated
-from rnnlib.assignments.ps04 import forbid_reference_calls, reraise_reference_calls
-from rnnlib.grading import check_function
+from checks.ps04 import forbid_reference_calls, reraise_reference_calls
+from checks.grading import check_function
 
 # ----------------------------------------------------------------------------------------------
 # 1. Clipping the global gradient norm

@@ -2,7 +2,7 @@
 import numpy as np
 
 from rnnlib import cells, sequence
-from rnnlib.grading import check_function, check_value, random_rnn_args
+from checks.grading import check_function, check_value, random_rnn_args
 
 
 # The hand-worked exercise of ps01 (seed 003's layout: [h, x] @ W with a 2-unit state, 1 input).

@@ -7,7 +7,7 @@ whatever their own backward pass needs.
 import numpy as np
 
 from rnnlib import cells, losses, sequence
-from rnnlib.grading import GradingError, check_function, random_rnn_args
+from checks.grading import GradingError, check_function, random_rnn_args
 
 
 def _what(value):

@@ -6,7 +6,7 @@ of their own design; the backward is graded by calling the student's forward and
 backward on the same fresh inputs, so a correct answer never depends on rnnlib's cache layout.
 """
 from rnnlib import cells
-from rnnlib.grading import check_backward_through_forward, check_function, check_returned
+from checks.grading import check_backward_through_forward, check_function, check_returned
 
 BACKWARD_OUTPUTS = ("dx", "dh_prev", "dW_ih", "dW_hh", "db_ih", "db_hh")
 

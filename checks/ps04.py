@@ -7,7 +7,7 @@ work the same whether the student's functions are called directly or through the
 proxies into a sandboxed kernel. Results are read back the same way: the parameters an optimiser holds
 are read from its ``params`` attribute after the steps.
 
-Besides the functions that :func:`rnnlib.grading.check_function` watches (``rnnlib.optim``, ...), an
+Besides the functions that :func:`checks.grading.check_function` watches (``rnnlib.optim``, ...), an
 answer here must not call ``rnnlib.train`` (the minibatch loop) or ``rnnlib.data.StandardScaler``
 (the scaler): :func:`forbid_reference_calls` adds those to the watch.
 """
@@ -17,7 +17,7 @@ import inspect
 import numpy as np
 
 from rnnlib import optim
-from rnnlib.grading import GradingError, check_function, reference_code, watch_calls
+from checks.grading import GradingError, check_function, reference_code, watch_calls
 
 
 def module_code(module_name):
@@ -39,7 +39,7 @@ def forbid_reference_calls(student_fn, name, extra_modules):
     of ``extra_modules``, fails with the usual "calls the rnnlib reference" message.
 
     Use with ``check_function(..., allow_reference=True)``: the wrapper does the watching, over the
-    union of :func:`rnnlib.grading.reference_code` and the extra modules.
+    union of :func:`checks.grading.reference_code` and the extra modules.
     """
     if not callable(student_fn):
         raise GradingError(f"{name} is not a function (got {type(student_fn).__name__})")

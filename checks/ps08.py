@@ -3,13 +3,14 @@
 Students get an LSTM step (plain NumPy, in the notebook) and write a layer over time, a bidirectional
 layer and a stack of bidirectional layers that must match ``torch.nn.LSTM(num_layers=..,
 bidirectional=True, batch_first=True)`` after a weight copy. The weights come as the nested lists of
-dicts of :func:`rnnlib.torch_io.stack_from_torch`: ``layers[l][d]`` with ``d = 1`` the reverse
+dicts of :func:`rnnlib.torch.torch_io.stack_from_torch`: ``layers[l][d]`` with ``d = 1`` the reverse
 direction. Every check draws random shapes when it runs and compares with PyTorch itself and with
 :mod:`rnnlib.stacked`.
 """
 
-from rnnlib import sequence, stacked, torch_io
-from rnnlib.grading import check_function
+from rnnlib import sequence, stacked
+from rnnlib.torch import torch_io
+from checks.grading import check_function
 
 
 class Layers(list):

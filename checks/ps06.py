@@ -9,7 +9,7 @@ graded through the student's forward, its checks first check that forward and sa
 """
 
 from rnnlib import cells
-from rnnlib.grading import check_backward_through_forward, check_function, check_returned
+from checks.grading import check_backward_through_forward, check_function, check_returned
 
 FORWARD_OUTPUTS = ("h", "c", "cache")
 BACKWARD_OUTPUTS = ("dx", "dh_prev", "dc_prev", "dW_ih", "dW_hh", "db_ih", "db_hh")

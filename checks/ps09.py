@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from rnnlib.grading import GradingError, compare_arrays, watch_calls
+from checks.grading import GradingError, compare_arrays, watch_calls
 
 SYMBOLS = "ABCD"
 PATTERN = (0, 1, 2)  # A, B, C
