@@ -127,11 +127,26 @@ def report_reference_calls(names):
             seen.extend(names)
 
 
+def matching_slip(slips, args, got, name, output_names, rtol, atol):
+    """The sentence naming the first known slip whose result, computed here on the same ``args``,
+    ``got`` matches (all outputs, within the tolerance), or ``""`` when none does."""
+    for slip_name, slip_fn in (slips or {}).items():
+        try:
+            compare_outputs(name, got, slip_fn(*[np.copy(v) if isinstance(v, np.ndarray) else v for _, v in args]),
+                            output_names, rtol, atol)
+        except Exception:  # noqa: BLE001 (no match, whatever the reason)
+            continue
+        return f"\nYour result matches the result with {slip_name}."
+    return ""
+
+
 def check_function(student_fn, reference_fn, make_inputs, *, name, output_names=("output",), trials=3,
-                   rtol=1e-6, atol=1e-8, allow_reference=False):
+                   rtol=1e-6, atol=1e-8, allow_reference=False, slips=None):
     """Check ``student_fn`` against ``reference_fn`` on ``trials`` fresh random inputs.
 
     make_inputs(rng) -> list of ``(argument name, value)`` passed positionally to both functions.
+    ``slips`` maps a known mistake, said as "the result with ...", e.g. ``"b_hh left out"``, to a function
+    with the reference's signature that makes that mistake: a wrong answer that matches one is told so.
     Returns the number of trials passed (all of them); raises :class:`GradingError` otherwise.
     """
     if not callable(student_fn):
@@ -155,12 +170,13 @@ def check_function(student_fn, reference_fn, make_inputs, *, name, output_names=
         try:
             compare_outputs(name, got, expected, output_names, rtol, atol)
         except GradingError as err:
-            raise GradingError(f"for {call}:\n{err}") from None
+            slip = matching_slip(slips, args, got, name, output_names, rtol, atol)
+            raise GradingError(f"for {call}:\n{err}{slip}") from None
     return trials
 
 
 def check_backward_through_forward(student_forward, student_backward, reference_forward, reference_backward,
-                                   make_inputs, *, check_forward, n_upstream, output_names, keep):
+                                   make_inputs, *, check_forward, n_upstream, output_names, keep, slips=None):
     """Check a student's backward on the cache of the student's own forward.
 
     A cache is of the student's own design, so a backward can only be graded together with the forward
@@ -171,7 +187,8 @@ def check_backward_through_forward(student_forward, student_backward, reference_
 
     ``check_forward()`` (the forward's own checks) runs first: if it fails, the message says that the
     forward must be fixed before its backward can be graded. Messages name the two functions as the
-    reference functions are named (``lstm_step_forward``, ``lstm_step_backward``).
+    reference functions are named (``lstm_step_forward``, ``lstm_step_backward``). ``slips`` maps a
+    known mistake to a backward with the reference backward's signature (it gets the reference's cache).
     """
     forward_name, backward_name = reference_forward.__name__, reference_backward.__name__
     try:
@@ -185,13 +202,16 @@ def check_backward_through_forward(student_forward, student_backward, reference_
         grads = check_returned(backward_name, student_backward(*args[-n_upstream:], cache), output_names)
         return tuple(grads[k] for k in keep)
 
-    def reference(*args):
-        *_, cache = reference_forward(*args[:-n_upstream])
-        grads = reference_backward(*args[-n_upstream:], cache)
-        return tuple(grads[k] for k in keep)
+    def through_reference_forward(backward):
+        def run(*args):
+            *_, cache = reference_forward(*args[:-n_upstream])
+            grads = backward(*args[-n_upstream:], cache)
+            return tuple(grads[k] for k in keep)
+        return run
 
-    return check_function(student, reference, make_inputs, name=f"{forward_name} then {backward_name}",
-                          output_names=tuple(output_names[k] for k in keep))
+    return check_function(student, through_reference_forward(reference_backward), make_inputs,
+                          name=f"{forward_name} then {backward_name}", output_names=tuple(output_names[k] for k in keep),
+                          slips={slip: through_reference_forward(fn) for slip, fn in (slips or {}).items()})
 
 
 def random_rnn_args(rng, with_output=False, sequence_input=False):
