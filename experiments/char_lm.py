@@ -85,10 +85,14 @@ def make_model(kind, vocab_size, d_model, n_layers, seed):
 
 
 def train(model, train_ids, held_out_ids, *, seq_len, batch_size, steps, lr, lr_min, clip, eval_every, seed,
-          progress=True, **_):
+          weight_decay=0.0, progress=True, **_):
     """Train ``model`` for ``steps`` minibatches; returns the history (training loss in bits per
-    character averaged over each ``eval_every`` steps, and held-out bits per character)."""
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    character averaged over each ``eval_every`` steps, and held-out bits per character).
+    ``weight_decay > 0`` trains with AdamW (decoupled weight decay) instead of Adam."""
+    if weight_decay > 0:
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=lr_min)
     history = {"step": [], "train_bpc": [], "held_out_bpc": [], "seconds": []}
     epoch, batches, running = 0, iter(()), []
