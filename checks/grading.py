@@ -127,16 +127,30 @@ def report_reference_calls(names):
             seen.extend(names)
 
 
-def matching_slip(slips, args, got, name, output_names, rtol, atol):
-    """The sentence naming the first known slip whose result, computed here on the same ``args``,
-    ``got`` matches (all outputs, within the tolerance), or ``""`` when none does."""
+def matching_slip(slips, args, got, expected, output_names, rtol, atol):
+    """The sentence naming the first known slip that explains the wrong outputs of ``got``: every output
+    that differs from ``expected`` equals that slip's output, computed here on the same ``args``; or ``""``."""
+    def same(a, b):
+        try:
+            compare_arrays("", a, b, rtol, atol)
+        except GradingError:
+            return False
+        return True
+
+    single = len(output_names) == 1
+    got, expected = ((got,), (expected,)) if single else (got, expected)
+    if not isinstance(got, (tuple, list)) or len(got) != len(output_names):
+        return ""
+    wrong = [k for k in range(len(output_names)) if not same(got[k], expected[k])]
     for slip_name, slip_fn in (slips or {}).items():
         try:
-            compare_outputs(name, got, slip_fn(*[np.copy(v) if isinstance(v, np.ndarray) else v for _, v in args]),
-                            output_names, rtol, atol)
-        except Exception:  # noqa: BLE001 (no match, whatever the reason)
+            slipped = slip_fn(*[np.copy(v) if isinstance(v, np.ndarray) else v for _, v in args])
+        except Exception:  # noqa: BLE001 (a slip that does not apply to these inputs)
             continue
-        return f"\nYour result matches the result with {slip_name}."
+        slipped = (slipped,) if single else slipped
+        if wrong and all(same(got[k], slipped[k]) for k in wrong):
+            names = " and ".join(output_names[k] for k in wrong)
+            return f"\nYour {names} {'is' if len(wrong) == 1 else 'are'} what you get with {slip_name}."
     return ""
 
 
@@ -170,7 +184,7 @@ def check_function(student_fn, reference_fn, make_inputs, *, name, output_names=
         try:
             compare_outputs(name, got, expected, output_names, rtol, atol)
         except GradingError as err:
-            slip = matching_slip(slips, args, got, name, output_names, rtol, atol)
+            slip = matching_slip(slips, args, got, expected, output_names, rtol, atol)
             raise GradingError(f"for {call}:\n{err}{slip}") from None
     return trials
 

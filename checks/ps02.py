@@ -33,10 +33,42 @@ def first_of_pair(fn, name, first):
     return call
 
 
+def _step(x, h_prev, W_ih, W_hh, b_ih, b_hh):
+    return cells.rnn_step_forward(x, h_prev, W_ih, W_hh, b_ih, b_hh)[0]
+
+
+# Known slips, each with the reference's signature: the grader says so when a wrong answer matches one.
+STEP_SLIPS = {
+    "b_hh left out": lambda x, h, W_ih, W_hh, b_ih, b_hh: _step(x, h, W_ih, W_hh, b_ih, 0 * b_hh),
+    "b_ih left out": lambda x, h, W_ih, W_hh, b_ih, b_hh: _step(x, h, W_ih, W_hh, 0 * b_ih, b_hh),
+    "W_hh not transposed (h_prev @ W_hh)": lambda x, h, W_ih, W_hh, b_ih, b_hh: _step(x, h, W_ih, W_hh.T, b_ih, b_hh),
+    "no tanh": lambda x, h, W_ih, W_hh, b_ih, b_hh: np.arctanh(_step(x, h, W_ih, W_hh, b_ih, b_hh)),
+}
+
+
+def _forward_slip(step_slip=None, from_h0_every_step=False, ignore_h0=False):
+    """A sequence forward that repeats a step slip, starts every step from h0, or ignores h0."""
+    def forward(x, h0, W_ih, W_hh, b_ih, b_hh):
+        B, T, _ = x.shape
+        h0 = np.zeros((B, W_hh.shape[0])) if h0 is None or ignore_h0 else h0
+        h, hs = h0, []
+        for t in range(T):
+            h = (step_slip or _step)(x[:, t], h0 if from_h0_every_step else h, W_ih, W_hh, b_ih, b_hh)
+            hs.append(h)
+        return np.stack(hs, axis=1)
+    return forward
+
+
+FORWARD_SLIPS = {
+    **{name: _forward_slip(step_slip=fn) for name, fn in STEP_SLIPS.items()},
+    "h0 ignored (every sequence starts from zeros)": _forward_slip(ignore_h0=True),
+    "the state not carried from step to step (every step starts from h0)": _forward_slip(from_h0_every_step=True),
+}
+
+
 def rnn_step_forward(rnn_step_forward):
-    check_function(first_of_pair(rnn_step_forward, "rnn_step_forward", "h"),
-                   lambda *a: cells.rnn_step_forward(*a)[0], random_rnn_args,
-                   name="rnn_step_forward", output_names=("h",))
+    check_function(first_of_pair(rnn_step_forward, "rnn_step_forward", "h"), _step, random_rnn_args,
+                   name="rnn_step_forward", output_names=("h",), slips=STEP_SLIPS)
 
 
 def rnn_forward(rnn_forward):
@@ -51,8 +83,9 @@ def rnn_forward(rnn_forward):
         args[1] = ("h0", None)
         return args
 
-    check_function(student, reference, with_h0, name="rnn_forward", output_names=("hs",))
-    check_function(student, reference, without_h0, name="rnn_forward", output_names=("hs",), trials=2)
+    check_function(student, reference, with_h0, name="rnn_forward", output_names=("hs",), slips=FORWARD_SLIPS)
+    check_function(student, reference, without_h0, name="rnn_forward", output_names=("hs",), trials=2,
+                   slips=FORWARD_SLIPS)
 
 
 def _loss_shape(rng):
@@ -61,12 +94,36 @@ def _loss_shape(rng):
     return (B, C) if rng.random() < 0.5 else (B, T, C)
 
 
+def _rescaled(loss_fn, factor):
+    """``loss_fn`` with its loss and gradient multiplied by ``factor(first argument, second argument)``."""
+    def wrong(a, b):
+        loss, grad = loss_fn(a, b)
+        f = factor(a, b)
+        return loss * f, grad * f
+    return wrong
+
+
+MSE_SLIPS = {
+    "a sum instead of a mean": _rescaled(losses.mse, lambda p, y: p.size),
+    "the mean over the first axis only (divided by B, not by the number of elements)":
+        _rescaled(losses.mse, lambda p, y: p.size / p.shape[0]),
+    "the factor 2 left out of the gradient": lambda p, y: (losses.mse(p, y)[0], losses.mse(p, y)[1] / 2),
+}
+CE_SLIPS = {
+    "a sum instead of a mean": _rescaled(losses.softmax_cross_entropy, lambda z, k: k.size),
+    "the mean over B only, not over all B * T positions":
+        _rescaled(losses.softmax_cross_entropy, lambda z, k: k.size / k.shape[0]),
+    "the gradient not divided by the number of positions":
+        lambda z, k: (losses.softmax_cross_entropy(z, k)[0], losses.softmax_cross_entropy(z, k)[1] * k.size),
+}
+
+
 def mse(mse):
     def inputs(rng):
         shape = _loss_shape(rng)
         return [("pred", rng.standard_normal(shape)), ("target", rng.standard_normal(shape))]
 
-    check_function(mse, losses.mse, inputs, name="mse", output_names=("loss", "dpred"))
+    check_function(mse, losses.mse, inputs, name="mse", output_names=("loss", "dpred"), slips=MSE_SLIPS)
 
 
 def _ce_inputs(scale, huge=False):
@@ -84,7 +141,7 @@ def _ce_inputs(scale, huge=False):
 
 def softmax_cross_entropy(softmax_cross_entropy):
     check_function(softmax_cross_entropy, losses.softmax_cross_entropy, _ce_inputs(2.0),
-                   name="softmax_cross_entropy", output_names=("loss", "dlogits"))
+                   name="softmax_cross_entropy", output_names=("loss", "dlogits"), slips=CE_SLIPS)
 
 
 def softmax_cross_entropy_stable(softmax_cross_entropy):
