@@ -12,7 +12,7 @@ last state, Adam, and the post's 100 epochs:
 
 (a) ``loop``: written like the post. Column vectors, one window at a time: a Python loop over the
     3 steps forward, over the 3 steps back, and an Adam step after EVERY window (100 000 steps).
-(b) ``rnnlib``: ``rnnlib.train.rnn_regression_step`` on minibatches of ``--batch`` windows
+(b) ``rnnlib``: ``rnnlib.train.rnn_regression_step`` on ``rnnlib.fast``, minibatches of ``--batch`` windows
     (``rnn_forward`` over ``(B, 3, 3)``, vectorised over the batch), one Adam step per minibatch, in
     float32 (``--dtype``; what torch trains in by default). The post's loop runs in NumPy's float64;
     to separate the two effects, rnnlib is also run in float64 (``rnnlib_float64`` in the record).
@@ -25,6 +25,7 @@ rnnlib seconds); the full record (configuration, loss curves, machine, commit) g
 ``benchmarks/results/weather_seed_task.json`` or ``--out``.
 """
 import argparse
+import functools
 import json
 import os
 import sys
@@ -41,7 +42,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "experiments"))
 
 import provenance  # noqa: E402  (experiments/provenance.py)
-from rnnlib import data, optim, train  # noqa: E402
+from rnnlib import data, fast, optim, train  # noqa: E402
 
 
 def seed_windows(n, seed):
@@ -124,7 +125,7 @@ def train_rnnlib(params, X, y, epochs, lr, batch, progress, dtype=np.float64):
     p = {k: v.astype(dtype) for k, v in params.items()}
     X, y = X.astype(dtype), y.astype(dtype)
     opt = optim.Adam(p, lr=lr)
-    history = train.fit(train.rnn_regression_step, p, opt,
+    history = train.fit(functools.partial(train.rnn_regression_step, layers=fast), p, opt,
                         lambda e: train.iterate_minibatches(X, y, batch, seed=e), epochs, progress=progress)
     return p, history["train_loss"], opt.t
 
@@ -150,7 +151,7 @@ def run(args):
             dtype = np.float64 if name == "rnnlib_float64" else np.dtype(args.dtype)
             p, history, steps = train_rnnlib(params, Xs_train, ys_train, args.epochs, args.lr, args.batch, args.progress,
                                       dtype)
-            pred = train.rnn_regression_forward(p, Xs_test.astype(dtype))[0]
+            pred = train.rnn_regression_forward(p, Xs_test.astype(dtype), fast)[0]
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         record[name] = {"seconds": wall, "cpu_seconds": cpu, "test_mse": test_mse(pred),
                         "dtype": "float64" if name != "rnnlib" else args.dtype,

@@ -7,7 +7,7 @@ target ``0.5 + (X1 + X2) / 4``), every sequence of length exactly ``T`` (the pap
 [T, T + T/10]). A sequence counts as solved if ``|prediction - target| < 0.04``
 (:func:`rnnlib.data.adding_accuracy`, the paper's criterion).
 
-Model: ``rnnlib.train.rnn_regression_step`` (chapter 5's model): ``rnnlib.sequence.rnn_forward`` with
+Model: ``rnnlib.train.rnn_regression_step`` (chapter 5's model) on ``rnnlib.fast.rnn_forward`` with
 ``--hidden`` tanh units, a linear read-out of the last state (``linear_forward``), mean squared error at
 the last step only, full BPTT (``rnn_backward``), gradient norm clipped to ``--clip``
 (``rnnlib.optim.clip_grad_norm``, inside ``rnnlib.train.fit``), Adam. Weights drawn like PyTorch's
@@ -29,6 +29,7 @@ rewritten after every run (``"complete": false`` until the last), so a long grid
     python experiments/ch06_adding_rnn.py --quick --out /tmp/tiny.json       # seconds: the test's run
 """
 import argparse
+import functools
 import json
 import os
 import platform
@@ -38,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnlib import optim, train
+from rnnlib import fast, optim, train
 from rnnlib.data import adding_accuracy, adding_problem
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -61,7 +62,7 @@ def data_seed(seed, T, part, step=0):
 
 def evaluate(params, X, y, batch=500):
     """Accuracy (``|error| < 0.04``) and mean squared error on ``(X, y)``."""
-    pred = np.concatenate([train.rnn_regression_forward(params, X[i:i + batch])[0] for i in range(0, len(X), batch)])
+    pred = np.concatenate([train.rnn_regression_forward(params, X[i:i + batch], fast)[0] for i in range(0, len(X), batch)])
     return adding_accuracy(pred, y), float(np.mean((pred - y) ** 2))
 
 
@@ -97,7 +98,7 @@ def train_one(T, lr, seed, cfg, progress=True):
 
     start = time.perf_counter()
     try:
-        train.fit(train.rnn_regression_step, params, optim.Adam(params, lr=lr), block, blocks, clip=cfg["clip"],
+        train.fit(functools.partial(train.rnn_regression_step, layers=fast), params, optim.Adam(params, lr=lr), block, blocks, clip=cfg["clip"],
                   val_fn=val_fn, progress=progress)
     except Solved:
         pass

@@ -1,4 +1,4 @@
-"""One time step of a recurrent cell: forward and backward.
+"""One time step of a recurrent cell (RNN, LSTM, GRU): forward and backward.
 
 PyTorch conventions: row vectors and batch first, so a batch of inputs is ``x (B, D)``, a batch of
 states is ``h (B, H)`` and the weights are ``W_ih (H, D)``, ``W_hh (H, H)``, ``b_ih (H,)``,
@@ -6,7 +6,7 @@ states is ``h (B, H)`` and the weights are ``W_ih (H, D)``, ``W_hh (H, H)``, ``b
 
     h = tanh(x @ W_ih.T + b_ih + h_prev @ W_hh.T + b_hh)
 
-The LSTM and GRU cells below compute ``torch.nn.LSTMCell`` and ``torch.nn.GRUCell`` with the same
+The LSTM and GRU cells compute ``torch.nn.LSTMCell`` and ``torch.nn.GRUCell`` with the same
 weights: their gates are stacked along the first axis (``W_ih (4H, D)`` for i, f, g, o; ``(3H, D)``
 for r, z, n), so one matrix product gives every gate.
 
@@ -30,10 +30,30 @@ def check_rnn_params(W_ih, W_hh, b_ih, b_hh, gates=1):
     return W_ih.shape[1], H
 
 
+def init_params(D, H, seed, gates=1, dtype=np.float64):
+    """One layer's ``{W_ih, W_hh, b_ih, b_hh}`` drawn as torch initialises them: U(-1/sqrt(H), 1/sqrt(H)).
+
+    Inputs: D input size, H hidden size, ``gates`` stacked blocks (1 RNN, 4 LSTM, 3 GRU), ``seed`` an
+    int or a ``numpy.random.Generator`` (which is used, and advanced, as it is).
+    Returns W_ih (gates*H, D), W_hh (gates*H, H), b_ih and b_hh (gates*H,), in that draw order.
+    """
+    rng = np.random.default_rng(seed)
+    s = 1.0 / np.sqrt(H)
+    shapes = {"W_ih": (gates * H, D), "W_hh": (gates * H, H), "b_ih": gates * H, "b_hh": gates * H}
+    return {name: rng.uniform(-s, s, shape).astype(dtype) for name, shape in shapes.items()}
+
+
+def sigmoid(a):
+    """The logistic function ``1 / (1 + exp(-a))``, elementwise."""
+    with np.errstate(over="ignore"):  # exp(-a) = inf for very negative a; 1 / inf is the right 0
+        return 1.0 / (1.0 + np.exp(-a))
+
+
 def rnn_step_forward(x, h_prev, W_ih, W_hh, b_ih, b_hh):
     """One step of a tanh RNN for a batch.
 
-    x (B, D), h_prev (B, H) -> h (B, H), cache for :func:`rnn_step_backward`.
+    Inputs: x (B, D), h_prev (B, H), W_ih (H, D), W_hh (H, H), b_ih (H,), b_hh (H,).
+    Returns h (B, H) and the cache for :func:`rnn_step_backward`.
     """
     D, H = check_rnn_params(W_ih, W_hh, b_ih, b_hh)
     x = check_shape("x", x, (None, D))
@@ -46,7 +66,8 @@ def rnn_step_forward(x, h_prev, W_ih, W_hh, b_ih, b_hh):
 def rnn_step_backward(dh, cache):
     """Backward of :func:`rnn_step_forward`.
 
-    dh (B, H) is dLoss/dh. Returns ``(dx, dh_prev, dW_ih, dW_hh, db_ih, db_hh)``.
+    Inputs: dh (B, H), the gradient of the loss with respect to h; the forward's cache.
+    Returns ``(dx, dh_prev, dW_ih, dW_hh, db_ih, db_hh)``, shaped like the forward's inputs.
     """
     x, h_prev, h, W_ih, W_hh = cache
     dh = check_shape("dh", dh, h.shape)
@@ -59,86 +80,68 @@ def rnn_step_backward(dh, cache):
     return dx, dh_prev, dW_ih, dW_hh, db, db.copy()
 
 
-def sigmoid(a, out=None):
-    """Logistic function ``1 / (1 + exp(-a))``, optionally in place (``out=a``).
-
-    For very negative ``a`` the ``exp`` overflows to ``inf`` and the result is the correct 0, so the
-    overflow warning is silenced.
-    """
-    with np.errstate(over="ignore"):
-        out = np.negative(a, out=out)
-        np.exp(out, out=out)
-        out += 1.0
-        return np.reciprocal(out, out=out)
-
-
-def lstm_activate(a, out=None):
-    """The LSTM gates i, f, g, o from their pre-activations ``a (..., 4H)`` (torch's gate order).
-
-    i, f and o go through the sigmoid, g through tanh. ``out`` (same shape, not ``a`` itself) may
-    receive the result. All four blocks go through the sigmoid in one pass and g is then
-    overwritten: fewer, larger NumPy calls are faster than one per gate (measured).
-    """
-    H = a.shape[-1] // 4
-    out = sigmoid(a, out=out)
-    np.tanh(a[..., 2 * H:3 * H], out=out[..., 2 * H:3 * H])
-    return out
-
-
 def lstm_step_forward(x, h_prev, c_prev, W_ih, W_hh, b_ih, b_hh):
-    """One step of an LSTM for a batch, exactly as ``torch.nn.LSTMCell``.
+    """One step of an LSTM for a batch, exactly as ``torch.nn.LSTMCell``::
 
-    The four gates are stacked i, f, g, o along the first axis of ``W_ih (4H, D)``, ``W_hh (4H, H)``,
-    ``b_ih``, ``b_hh (4H,)``, and one matrix product computes all of them::
-
-        i, f, g, o = split(x @ W_ih.T + b_ih + h_prev @ W_hh.T + b_hh)   # then sigmoid, sigmoid, tanh, sigmoid
+        i, f, g, o = split(x @ W_ih.T + b_ih + h_prev @ W_hh.T + b_hh)
+        i, f, g, o = sigmoid(i), sigmoid(f), tanh(g), sigmoid(o)
         c = f * c_prev + i * g
         h = o * tanh(c)
 
-    x (B, D), h_prev (B, H), c_prev (B, H) -> h (B, H), c (B, H), cache for :func:`lstm_step_backward`.
+    Inputs: x (B, D), h_prev and c_prev (B, H), W_ih (4H, D), W_hh (4H, H), b_ih and b_hh (4H,),
+    the gates stacked i, f, g, o. Returns h (B, H), c (B, H) and the cache for
+    :func:`lstm_step_backward`.
     """
     D, H = check_rnn_params(W_ih, W_hh, b_ih, b_hh, gates=4)
     x = check_shape("x", x, (None, D))
     h_prev = check_shape("h_prev", h_prev, (x.shape[0], H))
     c_prev = check_shape("c_prev", c_prev, (x.shape[0], H))
     check_same_dtype(x=x, h_prev=h_prev, c_prev=c_prev, W_ih=W_ih)
-    gates = lstm_activate(x @ W_ih.T + b_ih + h_prev @ W_hh.T + b_hh)  # (B, 4H)
-    i, f, g, o = np.split(gates, 4, axis=1)
+    a = x @ W_ih.T + b_ih + h_prev @ W_hh.T + b_hh  # (B, 4H): the pre-activations of all four gates
+    a_i, a_f, a_g, a_o = np.split(a, 4, axis=1)
+    i = sigmoid(a_i)  # input gate
+    f = sigmoid(a_f)  # forget gate
+    g = np.tanh(a_g)  # candidate values for the cell
+    o = sigmoid(a_o)  # output gate
     c = f * c_prev + i * g
     tanh_c = np.tanh(c)
     h = o * tanh_c
-    return h, c, (x, h_prev, c_prev, gates, tanh_c, W_ih, W_hh)
+    return h, c, (x, h_prev, c_prev, i, f, g, o, tanh_c, W_ih, W_hh)
 
 
 def lstm_step_backward(dh, dc, cache):
     """Backward of :func:`lstm_step_forward`.
 
-    dh, dc (B, H) are dLoss/dh and dLoss/dc from above (pass zeros for ``dc`` if the loss does not
-    use ``c``). Returns ``(dx, dh_prev, dc_prev, dW_ih, dW_hh, db_ih, db_hh)``.
+    Inputs: dh and dc (B, H), the gradients of the loss with respect to h and c (zeros for ``dc``
+    if the loss does not use ``c``); the forward's cache.
+    Returns ``(dx, dh_prev, dc_prev, dW_ih, dW_hh, db_ih, db_hh)``.
     """
-    x, h_prev, c_prev, gates, tanh_c, W_ih, W_hh = cache
+    x, h_prev, c_prev, i, f, g, o, tanh_c, W_ih, W_hh = cache
     dh = check_shape("dh", dh, h_prev.shape)
     dc = check_shape("dc", dc, c_prev.shape)
-    i, f, g, o = np.split(gates, 4, axis=1)
+    do = dh * tanh_c
     dc = dc + dh * o * (1.0 - tanh_c * tanh_c)  # h = o * tanh(c) also depends on c
-    da = np.concatenate([  # gradient at the pre-activations, gates in torch's order
-        dc * g * i * (1.0 - i),  # sigmoid'(a) = s (1 - s)
-        dc * c_prev * f * (1.0 - f),
-        dc * i * (1.0 - g * g),  # tanh'(a) = 1 - tanh(a)^2
-        dh * tanh_c * o * (1.0 - o),
+    di = dc * g
+    df = dc * c_prev
+    dg = dc * i
+    dc_prev = dc * f
+    da = np.concatenate([  # at the pre-activations, gates in torch's order
+        di * i * (1.0 - i),  # sigmoid'(a) = s (1 - s)
+        df * f * (1.0 - f),
+        dg * (1.0 - g * g),  # tanh'(a) = 1 - tanh(a)^2
+        do * o * (1.0 - o),
     ], axis=1)
     dx = da @ W_ih
     dh_prev = da @ W_hh
     dW_ih = da.T @ x
     dW_hh = da.T @ h_prev
     db = da.sum(axis=0)
-    return dx, dh_prev, dc * f, dW_ih, dW_hh, db, db.copy()
+    return dx, dh_prev, dc_prev, dW_ih, dW_hh, db, db.copy()
 
 
 def gru_step_forward(x, h_prev, W_ih, W_hh, b_ih, b_hh):
     """One step of a GRU for a batch, exactly as ``torch.nn.GRUCell``.
 
-    Gates r, z, n stacked in that order (``W_ih (3H, D)``, ``W_hh (3H, H)``, ``b_ih``, ``b_hh (3H,)``).
     The reset gate scales ``W_hn h_prev + b_hn`` *after* the matrix product (PyTorch's and cuDNN's
     placement, not Cho et al.'s), so the hidden part of n keeps its own bias::
 
@@ -147,39 +150,41 @@ def gru_step_forward(x, h_prev, W_ih, W_hh, b_ih, b_hh):
         n = tanh(W_in x + b_in + r * (W_hn h_prev + b_hn))
         h = (1 - z) * n + z * h_prev
 
-    x (B, D), h_prev (B, H) -> h (B, H), cache for :func:`gru_step_backward`.
+    Inputs: x (B, D), h_prev (B, H), W_ih (3H, D), W_hh (3H, H), b_ih and b_hh (3H,), the gates
+    stacked r, z, n. Returns h (B, H) and the cache for :func:`gru_step_backward`.
     """
     D, H = check_rnn_params(W_ih, W_hh, b_ih, b_hh, gates=3)
     x = check_shape("x", x, (None, D))
     h_prev = check_shape("h_prev", h_prev, (x.shape[0], H))
     check_same_dtype(x=x, h_prev=h_prev, W_ih=W_ih)
-    a_i = x @ W_ih.T + b_ih  # (B, 3H): input part of r, z, n
-    a_h = h_prev @ W_hh.T + b_hh  # (B, 3H): hidden part of r, z, n
-    gates = np.empty_like(a_i)
-    sigmoid(a_i[:, :2 * H] + a_h[:, :2 * H], out=gates[:, :2 * H])  # r, z
-    r, z = gates[:, :H], gates[:, H:2 * H]
-    hn = a_h[:, 2 * H:]  # W_hn h_prev + b_hn
-    n = np.tanh(a_i[:, 2 * H:] + r * hn, out=gates[:, 2 * H:])
-    h = n + z * (h_prev - n)  # = (1 - z) * n + z * h_prev
-    return h, (x, h_prev, gates, hn, W_ih, W_hh)
+    a_ir, a_iz, a_in = np.split(x @ W_ih.T + b_ih, 3, axis=1)  # input parts of r, z, n
+    a_hr, a_hz, a_hn = np.split(h_prev @ W_hh.T + b_hh, 3, axis=1)  # hidden parts of r, z, n
+    r = sigmoid(a_ir + a_hr)  # reset gate
+    z = sigmoid(a_iz + a_hz)  # update gate
+    n = np.tanh(a_in + r * a_hn)  # candidate state
+    h = (1.0 - z) * n + z * h_prev
+    return h, (x, h_prev, r, z, n, a_hn, W_ih, W_hh)
 
 
 def gru_step_backward(dh, cache):
     """Backward of :func:`gru_step_forward`.
 
-    dh (B, H) is dLoss/dh. Returns ``(dx, dh_prev, dW_ih, dW_hh, db_ih, db_hh)``; unlike the RNN and
-    the LSTM, ``db_ih`` and ``db_hh`` differ: ``b_hn`` sits inside the reset product, ``b_in`` outside.
+    Inputs: dh (B, H), the gradient of the loss with respect to h; the forward's cache.
+    Returns ``(dx, dh_prev, dW_ih, dW_hh, db_ih, db_hh)``; unlike the RNN and the LSTM, ``db_ih``
+    and ``db_hh`` differ: ``b_hn`` sits inside the reset product, ``b_in`` outside.
     """
-    x, h_prev, gates, hn, W_ih, W_hh = cache
+    x, h_prev, r, z, n, a_hn, W_ih, W_hh = cache
     dh = check_shape("dh", dh, h_prev.shape)
-    r, z, n = np.split(gates, 3, axis=1)
-    da_n = dh * (1.0 - z) * (1.0 - n * n)  # at the pre-activation of n
-    da_r = da_n * hn * r * (1.0 - r)
-    da_z = dh * (h_prev - n) * z * (1.0 - z)
-    da_i = np.concatenate([da_r, da_z, da_n], axis=1)  # gradient at x @ W_ih.T + b_ih
-    da_h = np.concatenate([da_r, da_z, da_n * r], axis=1)  # gradient at h_prev @ W_hh.T + b_hh
+    dn = dh * (1.0 - z)
+    dz = dh * (h_prev - n)
+    da_n = dn * (1.0 - n * n)  # at n's pre-activation, W_in x + b_in + r * a_hn
+    dr = da_n * a_hn
+    da_r = dr * r * (1.0 - r)
+    da_z = dz * z * (1.0 - z)
+    da_i = np.concatenate([da_r, da_z, da_n], axis=1)  # at x @ W_ih.T + b_ih
+    da_h = np.concatenate([da_r, da_z, da_n * r], axis=1)  # at h_prev @ W_hh.T + b_hh
     dx = da_i @ W_ih
-    dh_prev = dh * z + da_h @ W_hh
+    dh_prev = dh * z + da_h @ W_hh  # h depends on h_prev directly and through the gates
     dW_ih = da_i.T @ x
     dW_hh = da_h.T @ h_prev
     return dx, dh_prev, dW_ih, dW_hh, da_i.sum(axis=0), da_h.sum(axis=0)

@@ -17,38 +17,42 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from rnnlib import losses, sequence
+from rnnlib.cells import init_params
 from rnnlib.optim import clip_grad_norm
 
 
 def rnn_regression_params(D, H, seed, O=1):
-    """Parameters of a tanh RNN (``W_ih, W_hh, b_ih, b_hh``) and a linear head (``W_out`` (O, H),
-    ``b_out`` (O,)), drawn like torch.nn.RNN / nn.Linear: U(-1/sqrt(H), 1/sqrt(H)).
-    ``seed``: an int or a ``numpy.random.Generator`` (which is used, and advanced, as it is)."""
+    """Parameters of a tanh RNN (``W_ih, W_hh, b_ih, b_hh``, from :func:`rnnlib.cells.init_params`)
+    and a linear head (``W_out`` (O, H), ``b_out`` (O,)), all drawn like torch.nn.RNN / nn.Linear:
+    U(-1/sqrt(H), 1/sqrt(H)). ``seed``: an int or a ``numpy.random.Generator`` (used as it is)."""
     rng = np.random.default_rng(seed)
     s = 1.0 / np.sqrt(H)
-    return {"W_ih": rng.uniform(-s, s, (H, D)), "W_hh": rng.uniform(-s, s, (H, H)),
-            "b_ih": rng.uniform(-s, s, H), "b_hh": rng.uniform(-s, s, H),
-            "W_out": rng.uniform(-s, s, (O, H)), "b_out": rng.uniform(-s, s, O)}
+    head = {"W_out": rng.uniform(-s, s, (O, H)), "b_out": rng.uniform(-s, s, O)}
+    return {**init_params(D, H, rng), **head}
 
 
-def rnn_regression_forward(params, X):
-    """Predictions ``(N, O)`` read from the last state of the RNN over ``X`` (N, T, D), from the zero
-    state, and the caches of both layers ``(hs, rnn_cache, head_cache)``."""
-    hs, rnn_cache = sequence.rnn_forward(X, None, params["W_ih"], params["W_hh"], params["b_ih"], params["b_hh"])
+def rnn_regression_forward(params, X, layers=sequence):
+    """Predictions (N, O) from the last state of the RNN over X (N, T, D), from the zero
+    state, and the caches of both layers ``(hs, rnn_cache, head_cache)``.
+    ``layers``: the module whose ``rnn_forward`` runs the RNN, ``rnnlib.sequence``
+    or ``rnnlib.fast`` (the same numbers, faster)."""
+    rnn_params = [params[k] for k in ("W_ih", "W_hh", "b_ih", "b_hh")]
+    hs, rnn_cache = layers.rnn_forward(X, None, *rnn_params)
     pred, head_cache = sequence.linear_forward(hs[:, -1], params["W_out"], params["b_out"])
     return pred, (hs, rnn_cache, head_cache)
 
 
-def rnn_regression_step(params, batch):
-    """One minibatch ``(X, y)``: forward, MSE loss, backward (full BPTT). Returns ``(loss, grads)``,
-    the ``step_fn`` of :func:`fit` for the parameters of :func:`rnn_regression_params`."""
+def rnn_regression_step(params, batch, layers=sequence):
+    """One minibatch ``(X, y)``: forward, MSE loss, backward (full BPTT).
+    Returns ``(loss, grads)``: the ``step_fn`` of :func:`fit` for the parameters of
+    :func:`rnn_regression_params`. ``layers`` as in :func:`rnn_regression_forward`."""
     X, y = batch
-    pred, (hs, rnn_cache, head_cache) = rnn_regression_forward(params, X)
+    pred, (hs, rnn_cache, head_cache) = rnn_regression_forward(params, X, layers)
     loss, dpred = losses.mse(pred, y)
     dh_last, dW_out, db_out = sequence.linear_backward(dpred, head_cache)
     dhs = np.zeros_like(hs)
     dhs[:, -1] = dh_last                       # the loss sees only the last state
-    _, _, dW_ih, dW_hh, db_ih, db_hh = sequence.rnn_backward(dhs, rnn_cache)
+    _, _, dW_ih, dW_hh, db_ih, db_hh = layers.rnn_backward(dhs, rnn_cache)
     return loss, {"W_ih": dW_ih, "W_hh": dW_hh, "b_ih": db_ih, "b_hh": db_hh,
                   "W_out": dW_out, "b_out": db_out}
 

@@ -10,9 +10,7 @@ TOL = 1e-7
 
 
 def rnn_params(rng, D, H, dtype=np.float64):
-    s = 1 / np.sqrt(H)
-    return {"W_ih": rng.uniform(-s, s, (H, D)).astype(dtype), "W_hh": rng.uniform(-s, s, (H, H)).astype(dtype),
-            "b_ih": rng.uniform(-s, s, H).astype(dtype), "b_hh": rng.uniform(-s, s, H).astype(dtype)}
+    return cells.init_params(D, H, rng, dtype=dtype)
 
 
 def torch_rnn(params):

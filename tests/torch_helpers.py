@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from rnnlib import gradcheck
+from rnnlib import cells, gradcheck
 from rnnlib.torch.torch_io import NAMES
 
 TOL = 1e-7
@@ -11,21 +11,12 @@ EPS = 1e-5  # finite-difference step: balances truncation (eps^2) and rounding (
 SHAPES = [(1, 1, 1, 1), (1, 4, 3, 2), (3, 1, 2, 5), (3, 5, 4, 6)]  # (B, T, D, H)
 
 
-def gate_params(rng, gates, D, H, dtype=np.float64):
-    """``{W_ih, W_hh, b_ih, b_hh}`` of a layer with ``gates`` stacked blocks (LSTM 4, GRU 3), drawn from
-    U(-1/sqrt(H), 1/sqrt(H)) as torch initialises them."""
-    s = 1 / np.sqrt(H)
-    return {"W_ih": rng.uniform(-s, s, (gates * H, D)).astype(dtype),
-            "W_hh": rng.uniform(-s, s, (gates * H, H)).astype(dtype),
-            "b_ih": rng.uniform(-s, s, gates * H).astype(dtype), "b_hh": rng.uniform(-s, s, gates * H).astype(dtype)}
-
-
 def lstm_params(rng, D, H, dtype=np.float64):
-    return gate_params(rng, 4, D, H, dtype)
+    return cells.init_params(D, H, rng, gates=4, dtype=dtype)
 
 
 def gru_params(rng, D, H, dtype=np.float64):
-    return gate_params(rng, 3, D, H, dtype)
+    return cells.init_params(D, H, rng, gates=3, dtype=dtype)
 
 
 def copy_into(module, params, suffix):
