@@ -103,16 +103,16 @@ def _rescaled(loss_fn, factor):
     return wrong
 
 
-MSE_SLIPS = {
-    "a sum instead of a mean": _rescaled(losses.mse, lambda p, y: p.size),
+MSE_SLIPS = {  # the more specific first: with B = 1 the first two are the same
     "the mean over the first axis only (divided by B, not by the number of elements)":
         _rescaled(losses.mse, lambda p, y: p.size / p.shape[0]),
+    "a sum instead of a mean": _rescaled(losses.mse, lambda p, y: p.size),
     "the factor 2 left out of the gradient": lambda p, y: (losses.mse(p, y)[0], losses.mse(p, y)[1] / 2),
 }
 CE_SLIPS = {
-    "a sum instead of a mean": _rescaled(losses.softmax_cross_entropy, lambda z, k: k.size),
     "the mean over B only, not over all B * T positions":
         _rescaled(losses.softmax_cross_entropy, lambda z, k: k.size / k.shape[0]),
+    "a sum instead of a mean": _rescaled(losses.softmax_cross_entropy, lambda z, k: k.size),
     "the gradient not divided by the number of positions":
         lambda z, k: (losses.softmax_cross_entropy(z, k)[0], losses.softmax_cross_entropy(z, k)[1] * k.size),
 }

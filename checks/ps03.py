@@ -50,9 +50,57 @@ def step_inputs(rng):
     return [("dh", rng.standard_normal(h.shape)), ("cache", cache)]
 
 
+# Known slips, each with the reference's signature: the grader says so when a wrong answer matches one.
+
+def _step_slip(*, transposed_dW=False, derivative_at_h_prev=False, no_derivative=False):
+    def backward(dh, cache):
+        x, h_prev, h, W_ih, W_hh = cache
+        da = dh if no_derivative else dh * (1.0 - (h_prev if derivative_at_h_prev else h) ** 2)
+        dW_ih, dW_hh = (x.T @ da, h_prev.T @ da) if transposed_dW else (da.T @ x, da.T @ h_prev)
+        return da @ W_ih, da @ W_hh, dW_ih, dW_hh, da.sum(axis=0), da.sum(axis=0)
+    return backward
+
+
+STEP_SLIPS = {
+    "the tanh derivative taken at h_prev, not at h (1 - h_prev**2)": _step_slip(derivative_at_h_prev=True),
+    "the tanh derivative (1 - h**2) left out": _step_slip(no_derivative=True),
+    "dW_hh transposed (h_prev.T @ da)": _step_slip(transposed_dW=True),
+}
+
+
+def _bptt_slip(*, dW_hh_state="entering", forward_loop=False, recurrence_from_dh=False):
+    """BPTT with a slip: ``dW_hh_state`` "wrap" (hs[:, t - 1] also at t = 0) or "after" (hs[:, t]), the
+    loop over time in forward order, or the gradient sent to the previous step from dh instead of da."""
+    def backward(dhs, cache):
+        x, h0, hs, W_ih, W_hh = cache
+        B, T, H = hs.shape
+        dx, dW_ih, dW_hh, db = np.zeros_like(x), np.zeros_like(W_ih), np.zeros_like(W_hh), np.zeros(H)
+        dh_next = np.zeros((B, H))
+        for t in (range(T) if forward_loop else reversed(range(T))):
+            h_prev = {"entering": hs[:, t - 1] if t > 0 else h0, "wrap": hs[:, t - 1], "after": hs[:, t]}[dW_hh_state]
+            dh = dhs[:, t] + dh_next
+            da = dh * (1.0 - hs[:, t] ** 2)
+            dx[:, t] = da @ W_ih
+            dW_ih += da.T @ x[:, t]
+            dW_hh += da.T @ h_prev
+            db += da.sum(axis=0)
+            dh_next = (dh if recurrence_from_dh else da) @ W_hh
+        return dx, dh_next, dW_ih, dW_hh, db, db.copy()
+    return backward
+
+
+BPTT_SLIPS = {
+    "the state entering step 0 taken as hs[:, t - 1] = hs[:, -1] (the last state) instead of h0":
+        _bptt_slip(dW_hh_state="wrap"),
+    "the loop over time not reversed": _bptt_slip(forward_loop=True),
+    "the gradient sent to step t - 1 from dh_t instead of da_t (the tanh skipped on the way back)":
+        _bptt_slip(recurrence_from_dh=True),
+}
+
+
 def rnn_step_backward(rnn_step_backward):
     check_function(rnn_step_backward, lambda dh, cache: cells.rnn_step_backward(dh, tuple(cache)), step_inputs,
-                   name="rnn_step_backward", output_names=GRADIENT_NAMES)
+                   name="rnn_step_backward", output_names=GRADIENT_NAMES, slips=STEP_SLIPS)
 
 
 def sequence_inputs(rng, last_only=False, zero_h0=False):
@@ -71,9 +119,9 @@ def sequence_inputs(rng, last_only=False, zero_h0=False):
 def rnn_backward(rnn_backward):
     reference = lambda dhs, cache: sequence.rnn_backward(dhs, tuple(cache))  # noqa: E731
     check_function(rnn_backward, reference, sequence_inputs, name="rnn_backward",
-                   output_names=SEQUENCE_GRADIENT_NAMES)
+                   output_names=SEQUENCE_GRADIENT_NAMES, slips=BPTT_SLIPS)
     check_function(rnn_backward, reference, lambda rng: sequence_inputs(rng, last_only=True), name="rnn_backward",
-                   output_names=SEQUENCE_GRADIENT_NAMES, trials=2)
+                   output_names=SEQUENCE_GRADIENT_NAMES, trials=2, slips=BPTT_SLIPS)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -145,6 +193,24 @@ def model_backward_reference(dys, cache):
     return sequence.rnn_backward(dhs, (x, h0, hs, W_ih, W_hh)) + (dW_out, db_out)
 
 
+def _model_slip(bptt):
+    """The model's gradients with the recurrence's part computed by ``bptt`` (a slipped rnn_backward)."""
+    def backward(dys, cache):
+        x, h0, hs, W_ih, W_hh, W_out = cache
+        _, linear_cache = sequence.linear_forward(hs, W_out, np.zeros(W_out.shape[0]))
+        dhs, dW_out, db_out = sequence.linear_backward(dys, linear_cache)
+        return bptt(dhs, (x, h0, hs, W_ih, W_hh)) + (dW_out, db_out)
+    return backward
+
+
+MODEL_SLIPS = {
+    "only the recurrence fixed (dW_hh still uses hs[:, t], the state after step t)":
+        _model_slip(_bptt_slip(dW_hh_state="after")),
+    "only dW_hh fixed (the gradient to step t - 1 still from dh, not da)": _model_slip(_bptt_slip(recurrence_from_dh=True)),
+    "dW_hh taken from hs[:, t - 1] also at t = 0 (the last state, not h0)": _model_slip(_bptt_slip(dW_hh_state="wrap")),
+}
+
+
 def fixed_backward(fixed_backward):
     check_function(fixed_backward, model_backward_reference, model_inputs, name="fixed_backward",
-                   output_names=MODEL_GRADIENT_NAMES)
+                   output_names=MODEL_GRADIENT_NAMES, slips=MODEL_SLIPS)

@@ -54,3 +54,52 @@ def test_partial_credit_and_messages(tmp_path):
     assert totals["copier"] == 12 - 1
     html = feedback_html(course, "wrong", "ps02")
     assert "must return a pair" in html and "checks.rnn_step_forward" not in html
+
+
+# ---- slips: each fails a visible test with a message that points at it, and the grader names it ----
+import pytest  # noqa: E402
+
+from checks import ps02 as checks  # noqa: E402
+from checks.grading import GradingError  # noqa: E402
+from nbgrader_helpers import run_answers  # noqa: E402
+from visible_helpers import assert_slip_caught, fixed_grading_seeds  # noqa: E402,F401 (a fixture)
+
+GOOD = solution_answers("ps02")
+# (answer cell, text replaced in the solution, slipped text, visible test, fragment of its message,
+#  grading check, fragment of its message)
+SLIPS = [
+    ("step", "+ b_hh)", ")", "test-step", "is b_hh added?", "rnn_step_forward", "with b_hh left out"),
+    ("step", "h_prev @ W_hh.T", "h_prev @ W_hh", "test-step", "is W_hh transposed?", "rnn_step_forward",
+     "W_hh not transposed"),
+    ("step", "np.tanh(x @ W_ih.T + b_ih + h_prev @ W_hh.T + b_hh)", "x @ W_ih.T + b_ih + h_prev @ W_hh.T + b_hh",
+     "test-step", "chapter 2's first state", "rnn_step_forward", "with no tanh"),
+    ("forward", "+ b_ih + b_hh", "+ b_ih", "test-forward", "is b_hh added?", "rnn_forward", "b_hh left out"),
+    ("forward", "h @ W_hh.T", "h0 @ W_hh.T", "test-forward", "does step 1 start from the state after step 0",
+     "rnn_forward", "the state not carried"),
+    ("forward", "    h = h0\n", "    h = h0\n    h[...] = 0.0\n", "test-forward", "rnn_forward changed h0", None, None),
+    ("mse", ".mean()", ".sum()", "test-mse", "the mean of the squared errors", "mse",
+     "a sum instead of a mean|the mean over the first axis"),
+    ("mse", "2.0 * diff / diff.size", "2.0 * diff / len(diff)", "test-mse", "N = 4, the number of elements", None, None),
+    ("ce", "n = targets.size", "n = targets.shape[0]", "test-ce", "all B * T = 6 positions", "softmax_cross_entropy",
+     "the mean over B only"),
+    ("ce", "z = logits - logits.max(axis=-1, keepdims=True)", "logits -= logits.max(axis=-1, keepdims=True); z = logits",
+     "test-ce", "changed logits", None, None),
+    ("ce", "z = logits - logits.max(axis=-1, keepdims=True)", "z = logits", "test-stable",
+     "subtract the largest logit of EACH position", None, None),
+    ("ce", "z = logits - logits.max(axis=-1, keepdims=True)", "z = logits - logits.max()", "test-stable",
+     "subtract the largest logit of EACH position", None, None),
+]
+CHECKS = {"rnn_step_forward": checks.rnn_step_forward, "rnn_forward": checks.rnn_forward, "mse": checks.mse,
+          "softmax_cross_entropy": checks.softmax_cross_entropy}
+
+
+@pytest.mark.parametrize("cell, old, new, test_id, visible, check, graded", SLIPS)
+def test_slip_fails_a_visible_test_and_the_grader_names_it(cell, old, new, test_id, visible, check, graded,
+                                                           fixed_grading_seeds):
+    assert GOOD[cell].count(old) == 1
+    slipped = GOOD[cell].replace(old, new)
+    assert_slip_caught("ps02", {cell: slipped}, test_id, visible)
+    if check:
+        namespace = run_answers(*{**GOOD, cell: slipped}.values())
+        with pytest.raises(GradingError, match=graded):
+            CHECKS[check](namespace[check])

@@ -87,3 +87,55 @@ def test_partial_credit_and_messages(tmp_path):
     assert totals["copier"] == 4
     html = feedback_html(course, "wrong", "ps03")
     assert "output dW_hh" in html and "checks.fixed_backward" not in html
+
+
+# ---- slips: each fails a visible test with a message that points at it, and the grader names it ----
+import pytest  # noqa: E402
+
+from checks import ps03 as checks  # noqa: E402
+from checks.grading import GradingError  # noqa: E402
+from nbgrader_helpers import run_answers  # noqa: E402
+from visible_helpers import assert_slip_caught, fixed_grading_seeds  # noqa: E402,F401 (a fixture)
+
+GOOD = solution_answers("ps03")
+# (answer cell, text replaced in the solution, slipped text, visible test, fragment of its message,
+#  grading check, fragment of its message)
+SLIPS = [
+    ("numgrad", "(f_plus - f_minus) / (2 * eps)", "(f_plus - f_minus) / eps", "test-numgrad", "(2 eps)", None, None),
+    ("step", "da = dh * (1.0 - h ** 2)", "da = dh * (1.0 - h_prev ** 2)", "test-step", "the state AFTER the step",
+     "rnn_step_backward", "the tanh derivative taken at h_prev"),
+    ("step", "da.T @ h_prev", "h_prev.T @ da", "test-step", "not transposed (h_prev.T @ da)", "rnn_step_backward",
+     r"dW_hh transposed \(h_prev.T @ da\)"),
+    ("step", "db = da.sum(axis=0)", "db = da", "test-step", "sum da over the batch (axis 0)", None, None),
+    ("seq", "h_prev = hs[:, t - 1] if t > 0 else h0", "h_prev = hs[:, t - 1]", "test-seq",
+     "the state entering step 0 is h0", "rnn_backward", "instead of h0"),
+    ("seq", "for t in reversed(range(T)):", "for t in range(T):", "test-seq", "loop backwards", "rnn_backward",
+     "the loop over time not reversed"),
+    ("seq", "rnn_step_backward(dhs[:, t] + dh_next,", "rnn_step_backward(dh_next,", "test-seq", "add dhs[:, t]",
+     None, None),
+]
+CHECKS = {"rnn_step_backward": checks.rnn_step_backward, "rnn_backward": checks.rnn_backward}
+
+
+@pytest.mark.parametrize("cell, old, new, test_id, visible, check, graded", SLIPS)
+def test_slip_fails_a_visible_test_and_the_grader_names_it(cell, old, new, test_id, visible, check, graded,
+                                                           fixed_grading_seeds):
+    assert GOOD[cell].count(old) == 1
+    slipped = GOOD[cell].replace(old, new)
+    assert_slip_caught("ps03", {cell: slipped}, test_id, visible)
+    if check:
+        namespace = run_answers(*{**GOOD, cell: slipped}.values())
+        with pytest.raises(GradingError, match=graded):
+            CHECKS[check](namespace[check])
+
+
+@pytest.mark.parametrize("undo, graded", [("first", "only the recurrence fixed"), ("second", "only dW_hh fixed")])
+def test_half_fixed_backward_is_named(undo, graded, fixed_grading_seeds):
+    fix = GOOD["bugs-fix"]
+    if undo == "first":
+        fix = only_second_fix(fix)
+    else:
+        fix = fix.replace("dh_next = da @ W_hh", "dh_next = dh @ W_hh")
+    namespace = run_answers(*{**GOOD, "bugs-fix": fix}.values())
+    with pytest.raises(GradingError, match=graded):
+        checks.fixed_backward(namespace["fixed_backward"])

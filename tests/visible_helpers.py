@@ -1,0 +1,59 @@
+"""Run a released notebook's visible tests in this process, with chosen answers, in seconds.
+
+Used to show that a plausible wrong answer (a "slip": b_hh left out, W_hh transposed, ...) fails a
+visible test with a message that points at it, as a student who runs the notebook would see it.
+"""
+import contextlib
+import io
+
+import itertools
+
+import nbformat
+import pytest
+
+from nbgrader_helpers import ROOT, solution_answers
+
+
+def run_visible(ps, answers=None):
+    """Run every code cell of ``exercises/ps/ps.ipynb`` in order in one namespace, with the solution's
+    answers and ``answers`` ({grade_id: source}) in the answer cells. Returns ``{grade_id: message}``
+    for every graded test cell: ``None`` if it passed, else ``"ExceptionName: message"``; an error in a
+    cell that is not a test is recorded under its grade_id (or ``cell N``) the same way."""
+    sources = {**solution_answers(ps), **(answers or {})}
+    nb = nbformat.read(ROOT / "exercises" / ps / f"{ps}.ipynb", as_version=4)
+    namespace, results = {"__name__": "__main__"}, {}
+    for n, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        meta = cell.metadata.get("nbgrader", {})
+        key = meta.get("grade_id") or f"cell {n}"
+        source = sources[key] if meta.get("solution") else cell.source
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                exec(compile(source, key, "exec"), namespace)  # noqa: S102 (our notebooks, our slips)
+        except Exception as exc:  # noqa: BLE001 (what the student would see)
+            results[key] = f"{type(exc).__name__}: {exc}"
+        else:
+            if meta.get("grade"):
+                results[key] = None
+    return results
+
+
+def assert_slip_caught(ps, answers, test_id, *fragments):
+    """The visible test ``test_id`` fails for ``answers`` with a message containing every fragment;
+    returns the message."""
+    message = run_visible(ps, answers).get(test_id)
+    assert message is not None, f"{ps}: the slip {sorted(answers)} passes the visible test {test_id}"
+    for fragment in fragments:
+        assert fragment in message, f"{ps} {test_id}: {fragment!r} not in {message!r}"
+    return message
+
+
+@pytest.fixture
+def fixed_grading_seeds(monkeypatch):
+    """The hidden checks draw their inputs from seeds 1, 2, 3, ... instead of fresh random ones, so that
+    a test of a grading message does not depend on luck (a slip that shows only when T > 1, say)."""
+    from checks import grading
+
+    seeds = itertools.count(1)
+    monkeypatch.setattr(grading.secrets, "randbits", lambda bits: next(seeds))
