@@ -274,3 +274,17 @@ def test_char_batches():
     assert all(np.array_equal(a[0], b[0]) for a, b in zip(batches, again))
     in_order = next(data.char_batches(ids, batch_size=2, seq_len=10, shuffle=False))
     np.testing.assert_array_equal(in_order[0][:, 0], [0, 10])
+
+
+@pytest.mark.parametrize("n_ids,expected_chunks", [(2 * 5 + 1, 2), (2 * 5, 1), (2 * 5 + 2, 2), (5, 0), (6, 1)])
+def test_char_batches_keeps_the_last_chunk_when_it_fits_exactly(n_ids, expected_chunks):
+    """A chunk needs seq_len + 1 ids: 11 ids make two chunks of 5 steps (0..5 and 5..10), 10 ids one."""
+    batches = list(data.char_batches(np.arange(n_ids), batch_size=1, seq_len=5, shuffle=False))
+    assert len(batches) == expected_chunks
+    if expected_chunks:
+        np.testing.assert_array_equal(np.concatenate([x[0] for x, _ in batches]), np.arange(5 * expected_chunks))
+        assert batches[-1][1][0, -1] == 5 * expected_chunks
+    with pytest.raises(ValueError, match=r"^ids: expected a 1-D integer array, got shape \(2, 3\) dtype int64$"):
+        next(data.char_batches(np.zeros((2, 3), dtype=np.int64), 1, 2))
+    with pytest.raises(ValueError, match=r"^ids: expected a 1-D integer array, got shape \(3,\) dtype float64$"):
+        next(data.char_batches(np.zeros(3), 1, 2))

@@ -75,3 +75,39 @@ def test_iterate_minibatches_covers_every_row_once():
     np.testing.assert_array_equal(in_order, np.arange(10))
     with pytest.raises(ValueError, match="y"):
         next(iterate_minibatches(X, y[:5], 4))
+
+
+def test_fit_history_is_the_mean_loss_and_the_gradient_norm():
+    """Per epoch: the MEAN of the batch losses (not their sum) and the mean global gradient norm
+    (the norm, not its square), with and without clipping; the optimiser gets the clipped gradient."""
+    params = {"w": np.zeros(2), "b": np.zeros(1)}
+    batches = [(1.0, 3.0), (2.0, 6.0), (6.0, 9.0)]  # (loss, scale): gradient [3, 4] * scale / 5 ...
+
+    def known_step(params, batch):
+        loss, scale = batch
+        return loss, {"w": np.array([3.0, 4.0]) * scale / 5, "b": np.zeros(1)}  # ... of norm `scale`
+
+    history = fit(known_step, params, SGD(params, lr=0.0), batches, epochs=2, progress=False)
+    assert history["train_loss"] == [3.0, 3.0]
+    assert history["grad_norm"] == pytest.approx([6.0, 6.0], rel=1e-15)
+    history = fit(known_step, params, SGD(params, lr=1.0), batches, epochs=1, clip=3.0, progress=False)
+    assert history["train_loss"] == [3.0] and history["grad_norm"] == pytest.approx([6.0], rel=1e-15)
+    # every step was clipped to norm 3 (less 1e-6 relative): w moved by 3 * 3 in the direction -[3, 4] / 5
+    np.testing.assert_allclose(params["w"], -9.0 * np.array([0.6, 0.8]), rtol=1e-6)
+
+
+def test_fit_calls_val_fn_after_each_epoch_and_refuses_empty_epochs():
+    params = {"w": np.ones(1)}
+    calls = []
+
+    def val_fn(p):
+        calls.append(float(p["w"][0]))
+        return 10.0 * p["w"][0]
+
+    step = lambda p, batch: (1.0, {"w": np.ones(1)})  # noqa: E731
+    history = fit(step, params, SGD(params, lr=0.5), [None], epochs=2, val_fn=val_fn, progress=False)
+    assert calls == [0.5, 0.0] and history["val_loss"] == [5.0, 0.0]
+    with pytest.raises(ValueError, match="^batches: epoch 0 had no batches$"):
+        fit(step, params, SGD(params, lr=0.5), [], epochs=1, progress=False)
+    with pytest.raises(ValueError, match="^batches: epoch 1 had no batches$"):
+        fit(step, params, SGD(params, lr=0.5), lambda e: [None] if e == 0 else [], epochs=2, progress=False)

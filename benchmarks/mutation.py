@@ -1,0 +1,153 @@
+"""Mutation testing of rnnlib's NumPy modules with mutmut: do the fast unit tests notice a seeded bug?
+
+    python benchmarks/mutation.py                          # every module in MODULES, one after another
+    python benchmarks/mutation.py --modules losses,optim   # some of them (their entries are replaced)
+    python benchmarks/mutation.py --modules losses --tests test_losses.py --out /tmp/m.json  # tiny run
+
+mutmut 3 makes small changes to the code (``+`` to ``-``, ``0`` to ``1``, an argument dropped, a
+line's value replaced by ``None``, ...), one *mutant* each, and runs the tests that reach the
+mutated function; a mutant is *killed* when a test fails. For each module the script copies
+``rnnlib/`` and the tests into a scratch folder with a ``setup.cfg`` naming the module and the tests
+(mutmut reads its configuration from the folder it runs in), runs ``mutmut run`` there on one CPU,
+and reads mutmut's results back. A surviving mutant is either a gap in the tests or *equivalent*
+(it computes the same results, so no test can tell): those are listed in ``EQUIVALENT`` with the
+reason, and the score is killed / (mutants - equivalent).
+
+The record (``benchmarks/results/mutation.json``, or ``--out``) holds per module the counts and the
+run time, every mutant that was not killed with its diff, the tool's version, command, commit, date
+and machine; a run over some modules keeps the entries of the others.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MODULES = ["cells", "sequence", "fast", "losses", "optim", "gradcheck", "train", "truncated", "stacked", "data",
+           "jacobian", "attention"]
+# The fast unit tests (seconds, not minutes; no notebooks, no nbgrader); mutmut runs, for each mutant,
+# only those that reached the mutated function.
+TESTS = ["test_rnn.py", "test_lstm.py", "test_gru.py", "test_optim.py", "test_train.py", "test_truncated.py",
+         "test_stacked.py", "test_jacobian.py", "test_data.py", "test_rnn_regression.py", "test_fast.py",
+         "test_losses.py", "test_gradcheck.py", "test_attention.py"]
+HELPERS = ["conftest.py", "torch_helpers.py"]  # imported by the tests
+# Surviving mutants that compute the same results as the original: mutant name -> why no test can fail.
+EQUIVALENT = {}
+
+
+def git(*args):
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def mutmut(workdir, *args, check=True, timeout=None):
+    """Run the mutmut of this Python in ``workdir`` with one thread for BLAS; return the finished process."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env.pop("PYTHONPATH", None)
+    cmd = [sys.executable, "-c", "import sys; from mutmut.__main__ import cli; sys.exit(cli())", *args]
+    proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"mutmut {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n"
+                           f"{proc.stderr[-3000:]}")
+    return proc
+
+
+def prepare(workdir, module, tests):
+    """Copy the package and the tests into ``workdir`` and write mutmut's configuration for ``module``."""
+    shutil.copytree(ROOT / "rnnlib", workdir / "rnnlib", ignore=shutil.ignore_patterns("__pycache__"))
+    (workdir / "tests").mkdir()
+    for name in HELPERS + tests:
+        shutil.copy(ROOT / "tests" / name, workdir / "tests" / name)
+    listed = "\n".join(f"    tests/{t}" for t in tests)
+    (workdir / "setup.cfg").write_text(
+        "[mutmut]\nsource_paths = rnnlib\n"
+        f"only_mutate = rnnlib/{module}.py\n"
+        f"pytest_add_cli_args_test_selection =\n{listed}\n"
+        "pytest_add_cli_args =\n    -p\n    no:cacheprovider\n    -q\n")
+
+
+def run_module(module, tests, max_children):
+    """Mutation-test one module; return its entry for the record."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"rnnlib-mutation-{module}-"))
+    try:
+        prepare(workdir, module, tests)
+        start = time.perf_counter()
+        run = mutmut(workdir, "run", "--max-children", str(max_children))
+        seconds = time.perf_counter() - start
+        meta = json.loads((workdir / "mutants" / "rnnlib" / f"{module}.py.meta").read_text())
+        statuses = {}
+        from mutmut.stats import status_by_exit_code
+        for name, code in meta["exit_code_by_key"].items():
+            statuses[name] = status_by_exit_code[code]
+        not_killed = []
+        for name, status in sorted(statuses.items()):
+            if status == "killed":
+                continue
+            diff = mutmut(workdir, "show", name).stdout
+            diff = "\n".join(line for line in diff.splitlines() if not line.startswith("# "))
+            entry = {"name": name, "status": status, "diff": diff}
+            if name in EQUIVALENT and status == "survived":
+                entry["equivalent"] = EQUIVALENT[name]
+            not_killed.append(entry)
+        counts = {s: sum(1 for v in statuses.values() if v == s) for s in sorted(set(statuses.values()))}
+        equivalent = sum(1 for e in not_killed if "equivalent" in e)
+        mutants = len(statuses)
+        killed = counts.get("killed", 0)
+        return {"mutants": mutants, "killed": killed, "survived": counts.get("survived", 0),
+                "timeout": counts.get("timeout", 0), "equivalent": equivalent, "other": {
+                    s: n for s, n in counts.items() if s not in ("killed", "survived", "timeout")},
+                "killed_of_non_equivalent": round(killed / max(1, mutants - equivalent), 4),
+                "seconds": round(seconds, 1), "tests": tests, "not_killed": not_killed,
+                "mutmut_output_tail": re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", run.stdout)[-400:]}
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--modules", default=",".join(MODULES),
+                        help="comma-separated modules of rnnlib (default: all of MODULES that exist)")
+    parser.add_argument("--tests", default=None, help="comma-separated test files (default: TESTS that exist)")
+    parser.add_argument("--max-children", type=int, default=1, help="mutants tested at once (default 1: one CPU)")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "mutation.json"))
+    args = parser.parse_args()
+    modules = [m for m in args.modules.split(",") if (ROOT / "rnnlib" / f"{m}.py").exists()]
+    tests = [t for t in (args.tests.split(",") if args.tests else TESTS) if (ROOT / "tests" / t).exists()]
+    out = Path(args.out)
+    record = json.loads(out.read_text()) if out.exists() else {"modules": {}}
+    import mutmut as mutmut_package
+    for module in modules:
+        print(f"mutation testing rnnlib/{module}.py ...", flush=True)
+        record["modules"][module] = run_module(module, tests, args.max_children)
+        entry = record["modules"][module]
+        print(f"  {entry['mutants']} mutants, {entry['killed']} killed, {entry['survived']} survived "
+              f"({entry['equivalent']} equivalent), {entry['timeout']} timed out, {entry['seconds']} s", flush=True)
+        entries = record["modules"].values()
+        total = {k: sum(e[k] for e in entries) for k in ("mutants", "killed", "survived", "timeout", "equivalent")}
+        total["killed_of_non_equivalent"] = round(total["killed"] / max(1, total["mutants"] - total["equivalent"]), 4)
+        record.update({
+            "tool": f"mutmut {mutmut_package.__version__}",
+            "what": "mutants of rnnlib's NumPy modules against the fast unit tests; killed = a test failed",
+            "command": " ".join(["python"] + sys.argv), "commit": git("rev-parse", "HEAD"),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "machine": {"platform": platform.platform(), "python": platform.python_version(),
+                        "cpus": os.cpu_count(), "max_children": args.max_children},
+            "total": total})
+        record["modules"] = dict(sorted(record["modules"].items()))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(record, indent=2) + "\n")  # after every module: a long run can be stopped
+    print(json.dumps({"total": record.get("total"), "written": str(out)}))
+
+
+if __name__ == "__main__":
+    main()
