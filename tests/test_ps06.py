@@ -100,3 +100,47 @@ def test_hidden_checks_directly():
     with pytest.raises(GradingError, match="must return 3 values"):
         ps06.forward_c(lambda *a: cells.lstm_step_forward(*a)[:2])
 
+
+
+# ---- slips: each fails a visible test with a message that points at it, and the grader names it ----
+import pytest  # noqa: E402
+
+from checks import ps06 as checks  # noqa: E402
+from checks.grading import GradingError  # noqa: E402
+from nbgrader_helpers import run_answers, solution_answers  # noqa: E402
+from visible_helpers import assert_slip_caught, fixed_grading_seeds  # noqa: E402,F401 (a fixture)
+
+GOOD = solution_answers("ps06")
+G_ROWS, O_ROWS = "g = np.tanh(a[:, 2 * H:3 * H])", "o = sigmoid(a[:, 3 * H:])"
+# (answer cell, [(text in the solution, slipped text)], visible test, fragment of its message, grading check,
+#  fragment of its message)
+SLIPS = [
+    ("forward", [(G_ROWS, "g = np.tanh(a[:, 3 * H:])"), (O_ROWS, "o = sigmoid(a[:, 2 * H:3 * H])")],
+     "test-forward-c", "which rows are g?", "forward_c", "in the order i, f, o, g"),
+    ("forward", [(G_ROWS, "g = sigmoid(a[:, 2 * H:3 * H])")], "test-forward-c", "is g a tanh", "forward_c",
+     "a sigmoid for g instead of tanh"),
+    ("forward", [("+ h_prev @ W_hh.T + b_hh", "+ h_prev @ W_hh.T")], "test-forward-h", "is b_hh added?", "forward_h",
+     "b_hh left out"),
+    ("forward", [("h = o * tanh_c", "h = o * c")], "test-forward-h", "is there a tanh on c?", "forward_h",
+     r"h = o \* c \(no tanh on c\)"),
+    ("backward", [("dc_prev = dc_total * f", "dc_prev = dc * f")], "test-backward-inputs",
+     "AND through h_t = o * tanh(c_t)", "backward_inputs", r"dc_prev = dc \* f"),
+    ("backward", [('dc_total * k["c_prev"] * f', 'dc_total * np.arctanh(tanh_c) * f')], "test-backward-weights",
+     "gate(s) f: check your forget-gate derivation", "backward_weights", "with c_t instead of c_{t-1}"),
+    ("backward", [("dc_total = dc + dh * o * (1.0 - tanh_c ** 2)", "dc_total = dc")], "test-backward-inputs",
+     "AND through h_t", "backward_inputs", "the path through h_t left out of the cell's gradient"),
+]
+
+
+@pytest.mark.parametrize("cell, replacements, test_id, visible, check, graded", SLIPS)
+def test_slip_fails_a_visible_test_and_the_grader_names_it(cell, replacements, test_id, visible, check, graded,
+                                                           fixed_grading_seeds):
+    slipped = GOOD[cell]
+    for old, new in replacements:
+        assert slipped.count(old) == 1
+        slipped = slipped.replace(old, new)
+    assert_slip_caught("ps06", {cell: slipped}, test_id, visible)
+    namespace = run_answers(*{**GOOD, cell: slipped}.values())
+    functions = [namespace["lstm_step_forward"]] + ([namespace["lstm_step_backward"]] if "backward" in check else [])
+    with pytest.raises(GradingError, match=graded):
+        getattr(checks, check)(*functions)
