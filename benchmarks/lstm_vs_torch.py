@@ -1,4 +1,6 @@
-"""rnnlib's NumPy LSTM against torch.nn.LSTM on the CPU: forward + backward of a whole sequence.
+"""rnnlib's NumPy LSTM (rnnlib.fast, and the plain rnnlib.sequence) against torch.nn.LSTM on the CPU.
+
+Forward + backward of a whole sequence.
 
     python benchmarks/lstm_vs_torch.py                 # B=32, T=64, D=64, H=128, float32 and float64
     python benchmarks/lstm_vs_torch.py --threads 2     # only 2 threads (default: 1 and all usable CPUs)
@@ -9,14 +11,16 @@ through the environment variables set before NumPy is imported (so each thread c
 process), torch through ``torch.set_num_threads``. One measurement is forward + backward for the
 same input and upstream gradient ``dhs``:
 
-    rnnlib: hs, cache = lstm_forward(x, None, None, **params); lstm_backward(dhs, cache)
-    torch:  out, _ = lstm(x); out.backward(dhs)          # x.requires_grad: dx is computed by both
+    fast:   hs, cache = fast.lstm_forward(x, None, None, **params); fast.lstm_backward(dhs, cache)
+    plain:  the same with rnnlib.sequence (the reference: the cells step in a loop)
+    torch:  out, _ = lstm(x); out.backward(dhs)          # x.requires_grad: dx is computed by all three
 
 Everything is run a few times first (BLAS buffers, oneDNN kernels, and the C allocator, whose
 thresholds adapt to the first large frees: without the warm-up the first contender pays thousands
-of page faults per call). Then rnnlib and torch alternate, ``--repeats`` times each, so that both
-see the same machine load, and the medians are compared: ratio = rnnlib time / torch time (< 1:
-rnnlib faster). The script also checks that both computed the same gradients.
+of page faults per call). Then fast, plain and torch alternate, ``--repeats`` times each, so that
+all see the same machine load, and the medians are compared: ``ratio`` = fast time / torch time
+(< 1: rnnlib faster), ``plain_ratio`` = plain time / torch time. The script also checks that all
+three computed the same gradients.
 
 Prints the ratios as JSON and writes the full record (configuration, times, machine and its load,
 command, commit, date) to ``benchmarks/results/lstm_vs_torch.json`` or ``--out``.
@@ -59,14 +63,14 @@ def measure(threads):
     import torch
 
     sys.path.insert(0, os.path.dirname(HERE))
-    from rnnlib import sequence
+    from rnnlib import fast, sequence
     from rnnlib.torch import torch_io
 
     torch.set_num_threads(threads)
     B, T, D, H = args.batch, args.steps, args.inputs, args.hidden
 
     def contenders(dtype):
-        """rnnlib and torch forward + backward as zero-argument functions, and a correctness check."""
+        """fast, plain and torch forward + backward as zero-argument functions, and a correctness check."""
         torch.manual_seed(0)
         lstm = torch.nn.LSTM(D, H, batch_first=True).to(getattr(torch, dtype))
         params = torch_io.from_torch(lstm, dtype=dtype)
@@ -76,7 +80,11 @@ def measure(threads):
         x_t = torch.tensor(x, requires_grad=True)
         dhs_t = torch.tensor(dhs)
 
-        def run_rnnlib():
+        def run_fast():
+            hs, cache = fast.lstm_forward(x, None, None, **params)
+            return fast.lstm_backward(dhs, cache)
+
+        def run_plain():
             hs, cache = sequence.lstm_forward(x, None, None, **params)
             return sequence.lstm_backward(dhs, cache)
 
@@ -86,46 +94,47 @@ def measure(threads):
             out, _ = lstm(x_t)
             out.backward(dhs_t)
 
-        def max_difference():
+        def max_difference(run_numpy):
             """Largest difference of dx, dW_ih, dW_hh relative to each array's largest entry."""
-            dx, _, _, dW_ih, dW_hh, _, _ = run_rnnlib()
+            dx, _, _, dW_ih, dW_hh, _, _ = run_numpy()
             run_torch()
             pairs = [(dx, x_t.grad), (dW_ih, lstm.weight_ih_l0.grad), (dW_hh, lstm.weight_hh_l0.grad)]
             return max(float(np.abs(a - b.numpy()).max() / np.abs(b.numpy()).max()) for a, b in pairs)
 
-        return run_rnnlib, run_torch, max_difference
+        return {"fast": run_fast, "plain": run_plain, "torch": run_torch}, max_difference
 
     runs = {dtype: contenders(dtype) for dtype in ("float32", "float64")}
     load_before = os.getloadavg()[0]
-    for run_rnnlib, run_torch, _ in runs.values():  # warm everything up before timing anything
+    for fns, _ in runs.values():  # warm everything up before timing anything
         for _ in range(args.warmup):
-            run_rnnlib()
-            run_torch()
+            for fn in fns.values():
+                fn()
     results = {}
-    for dtype, (run_rnnlib, run_torch, max_difference) in runs.items():
-        wall, cpu = {"rnnlib": [], "torch": []}, {"rnnlib": [], "torch": []}
+    for dtype, (fns, max_difference) in runs.items():
+        wall, cpu = {name: [] for name in fns}, {name: [] for name in fns}
         for _ in range(args.repeats):
-            for name, fn in (("rnnlib", run_rnnlib), ("torch", run_torch)):
+            for name, fn in fns.items():
                 start, start_cpu = time.perf_counter(), time.process_time()
                 fn()
                 wall[name].append(1e3 * (time.perf_counter() - start))
                 cpu[name].append(1e3 * (time.process_time() - start_cpu))
         med = {name: float(np.median(t)) for name, t in wall.items()}
         med_cpu = {name: float(np.median(t)) for name, t in cpu.items()}
-        results[dtype] = {
-            "ratio": round(med["rnnlib"] / med["torch"], 3),
-            "rnnlib_ms_median": round(med["rnnlib"], 3),
-            "torch_ms_median": round(med["torch"], 3),
-            "rnnlib_ms_min": round(min(wall["rnnlib"]), 3),
-            "torch_ms_min": round(min(wall["torch"]), 3),
-            "ratio_of_minima": round(min(wall["rnnlib"]) / min(wall["torch"]), 3),
-            # CPU time of the process (all its threads): robust to other processes' load with one
-            # thread; with several it also counts threads spinning while they wait for work.
-            "rnnlib_cpu_ms_median": round(med_cpu["rnnlib"], 3),
-            "torch_cpu_ms_median": round(med_cpu["torch"], 3),
-            "cpu_ratio": round(med_cpu["rnnlib"] / med_cpu["torch"], 3),
-            "max_rel_difference": max_difference()}
-    assert results["float64"]["max_rel_difference"] < 1e-7, results["float64"]
+        results[dtype] = {"ratio": round(med["fast"] / med["torch"], 3),
+                          "plain_ratio": round(med["plain"] / med["torch"], 3)}
+        for name in fns:
+            results[dtype].update({f"{name}_ms_median": round(med[name], 3), f"{name}_ms_min": round(min(wall[name]), 3),
+                                   # CPU time of the process (all its threads): robust to other processes'
+                                   # load with one thread; with several it also counts spinning threads.
+                                   f"{name}_cpu_ms_median": round(med_cpu[name], 3)})
+        results[dtype].update({
+            "ratio_of_minima": round(min(wall["fast"]) / min(wall["torch"]), 3),
+            "cpu_ratio": round(med_cpu["fast"] / med_cpu["torch"], 3),
+            "plain_cpu_ratio": round(med_cpu["plain"] / med_cpu["torch"], 3),
+            "max_rel_difference": max_difference(fns["fast"]),
+            "plain_max_rel_difference": max_difference(fns["plain"])})
+    for key in ("max_rel_difference", "plain_max_rel_difference"):
+        assert results["float64"][key] < 1e-7, results["float64"]
     blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                platform.processor())
@@ -155,7 +164,7 @@ def main():
         child = subprocess.run([sys.executable, os.path.abspath(__file__), *argv, f"--threads={threads}", "--child"],
                                capture_output=True, text=True, check=True)
         runs.append(json.loads(child.stdout))
-    record = {"benchmark": "LSTM forward + backward, rnnlib (NumPy) vs torch.nn.LSTM (CPU)",
+    record = {"benchmark": "LSTM forward + backward, rnnlib.fast and rnnlib.sequence (NumPy) vs torch.nn.LSTM (CPU)",
               "config": {"B": args.batch, "T": args.steps, "D": args.inputs, "H": args.hidden,
                          "repeats": args.repeats, "warmup": args.warmup},
               "command": " ".join(["python"] + sys.argv),
@@ -167,9 +176,9 @@ def main():
     with open(args.out, "w") as fh:
         json.dump(record, fh, indent=2)
         fh.write("\n")
-    ratios = {f"threads={run['threads']}": {dtype: r["ratio"] for dtype, r in run["results"].items()}
-              for run in runs}
-    print(json.dumps({"ratio_rnnlib_over_torch": ratios, "written": args.out}))
+    ratios = {f"threads={run['threads']}": {dtype: {"fast": r["ratio"], "plain": r["plain_ratio"]}
+                                             for dtype, r in run["results"].items()} for run in runs}
+    print(json.dumps({"ratio_over_torch": ratios, "written": args.out}))
 
 
 if __name__ == "__main__":

@@ -179,22 +179,3 @@ def test_lstm_bad_arguments_raise_value_error_naming_them(rng, call, message):
     with pytest.raises(ValueError) as err:
         call(lstm_params(rng, 3, 4))
     assert message in str(err.value)
-
-
-def test_benchmark_script_runs_in_a_tiny_configuration(tmp_path):
-    """benchmarks/lstm_vs_torch.py --quick: one thread count, tiny sizes; the record has what RESULTS.md needs."""
-    import json
-    import pathlib
-    import subprocess
-    import sys
-
-    root = pathlib.Path(__file__).resolve().parents[1]
-    out = tmp_path / "lstm.json"
-    subprocess.run([sys.executable, str(root / "benchmarks" / "lstm_vs_torch.py"), "--quick", "--threads", "1",
-                    "--out", str(out)], check=True, capture_output=True, cwd=root)
-    record = json.loads(out.read_text())
-    assert {"command", "commit", "date", "machine", "config", "runs"} <= set(record)
-    (run,) = record["runs"]
-    assert run["threads"] == 1 and set(run["results"]) == {"float32", "float64"}
-    assert run["results"]["float64"]["max_rel_difference"] < 1e-7
-    assert all(r["ratio"] > 0 for r in run["results"].values())
