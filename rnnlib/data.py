@@ -2,8 +2,9 @@
 
 In the order the chapters use them:
 
-1. weather, synthetic (seed 004's recipe) and real (Seattle 2012-2015 from ``vega_datasets``),
-   cut into windows of 3 days, split by date and scaled with training statistics only;
+1. weather, synthetic (the recipe of chapter 5's blog post, below) and real (Seattle 2012-2015
+   from ``vega_datasets``), cut into windows of 3 days, split by date and scaled with training
+   statistics only;
 2. the adding problem (Hochreiter & Schmidhuber 1997, and the Le, Jaitly & Hinton 2015 variant);
 3. Elman's (1990) temporal XOR;
 4. the embedded Reber grammar (Hochreiter & Schmidhuber 1997, Experiment 1);
@@ -21,7 +22,7 @@ import numpy as np
 from rnnlib._checks import as_float_array, check_shape
 
 # ----------------------------------------------------------------------------------------------
-# 1a. Synthetic weather (seed 004)
+# 1a. Synthetic weather, after the blog post of chapter 5 (a NumPy RNN trained on made-up weather)
 
 SYNTHETIC_COLUMNS = ("temperature", "humidity", "wind")
 
@@ -29,9 +30,11 @@ SYNTHETIC_COLUMNS = ("temperature", "humidity", "wind")
 def synthetic_weather(n_days, seed, noise=0.1, pull=0.2, dtype=np.float64):
     """A synthetic daily series ``(n_days, 3)``: columns temperature, humidity, wind, all near [0, 1].
 
-    Seed 004 draws temperature, humidity and wind uniformly from [0, 1) (``np.random.rand``) and
-    makes the target "the mean temperature of the 3 days + N(0, 0.1) noise"; humidity and wind
-    carry no information (a model has to learn to ignore them). The post draws every window
+    The blog post that chapter 5 starts from (a NumPy RNN written without a framework, one of the
+    course's source texts) draws temperature, humidity and wind uniformly from [0, 1)
+    (``np.random.rand``) and makes the target "the mean temperature of the 3 days + N(0, 0.1)
+    noise"; humidity and wind carry no information (a model has to learn to ignore them). The post
+    draws every window
     independently, so its windows are not one series. We keep the recipe but make it a series,
     so that :func:`make_windows` can cut it like real data:
 

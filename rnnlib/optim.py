@@ -13,7 +13,8 @@ The update rules are PyTorch's, written out (``g`` the gradient, ``t`` the step 
                v = b2 * v + (1 - b2) * g * g
                p -= lr / (1 - b1**t) * m / (sqrt(v) / sqrt(1 - b2**t) + eps)
 
-Adam is the optimiser of seed 004, vectorised: one line per array instead of a loop per number.
+Adam is the optimiser of the blog post that chapter 5 starts from (a NumPy RNN trained on made-up
+weather), vectorised: one line per array instead of a loop per number.
 """
 import math
 
