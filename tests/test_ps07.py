@@ -6,7 +6,7 @@ from rnnlib import cells
 from checks import ps07
 from checks.grading import GradingError
 
-CELLS = ("test-forward", "test-backward-inputs", "test-backward-ih", "test-backward-hh", "test-count")
+CELLS = ("test-forward", "test-backward-inputs", "test-backward-ih", "test-backward-hh", "test-cho")
 
 # Cho et al.'s placement of the reset gate (before the product): the forward is wrong, so is every backward.
 CHO_FORWARD = '''def sigmoid(a):
@@ -81,12 +81,12 @@ def test_partial_credit_and_messages(tmp_path):
 def test_hidden_checks_directly():
     """The hidden checks on their own, including the message for a backward graded through a wrong forward."""
     good = solution_answers("ps07")
-    ns = run_answers(good["forward"], good["backward"], good["count"])
+    ns = run_answers(good["forward"], good["backward"], good["cho"])
     ps07.forward_h(ns["gru_step_forward"])
     ps07.backward_inputs(ns["gru_step_forward"], ns["gru_step_backward"])
     ps07.backward_input_weights(ns["gru_step_forward"], ns["gru_step_backward"])
     ps07.backward_hidden_weights(ns["gru_step_forward"], ns["gru_step_backward"])
-    ps07.param_counts(ns["gru_param_count"], ns["lstm_param_count"])
+    ps07.forward_cho(ns["gru_step_forward_cho"])
 
     cho = run_answers(CHO_FORWARD)
     with pytest.raises(GradingError, match="graded on the cache of YOUR gru_step_forward"):
@@ -102,5 +102,50 @@ def test_hidden_checks_directly():
         ps07.forward_h(lambda *a: cells.gru_step_forward(*a))
     with pytest.raises(GradingError, match="must return 2 values"):
         ps07.forward_h(lambda *a: ns["gru_step_forward"](*a)[0])
-    with pytest.raises(GradingError, match="lstm_param_count"):
-        ps07.param_counts(ns["gru_param_count"], ns["gru_param_count"])
+    with pytest.raises(GradingError, match="what you get with torch's form"):
+        ps07.forward_cho(lambda *a: ns["gru_step_forward"](*a)[0])
+
+
+# ---- slips: each fails a visible test with a message that points at it, and the grader names it ----
+from visible_helpers import assert_slip_caught, fixed_grading_seeds  # noqa: E402,F401 (a fixture)
+
+GOOD = solution_answers("ps07")
+N_LINE = "n = np.tanh(a_i[:, 2 * H:] + r * hn)"
+# (answer cell, [(text in the solution, slipped text)], visible test, fragment of its message, grading check,
+#  fragment of its message)
+SLIPS = [
+    ("forward", [(N_LINE, "n = np.tanh(a_i[:, 2 * H:] + r * (h_prev @ W_hh[2 * H:].T) + b_hh[2 * H:])")],
+     "test-forward", "b_hn included, after the product", "forward_h", "b_hn outside the reset product"),
+    ("forward", [(N_LINE, "n = np.tanh(a_i[:, 2 * H:] + (r * h_prev) @ W_hh[2 * H:].T + b_hh[2 * H:])")],
+     "test-forward", "b_hn included, after the product", "forward_h", "Cho et al.'s form"),
+    ("forward", [("h = (1.0 - z) * n + z * h_prev", "h = z * n + (1.0 - z) * h_prev")], "test-forward",
+     "does z keep the OLD state?", "forward_h", "z and 1 - z swapped"),
+    ("forward", [("r = sigmoid(a_i[:, :H] + a_h[:, :H])", "r = sigmoid(a_i[:, H:2 * H] + a_h[:, H:2 * H])"),
+                 ("z = sigmoid(a_i[:, H:2 * H] + a_h[:, H:2 * H])", "z = sigmoid(a_i[:, :H] + a_h[:, :H])")],
+     "test-forward", "which rows are z?", "forward_h", "in the order z, r, n"),
+    ("forward", [("a_h = h_prev @ W_hh.T + b_hh ", "a_h = h_prev @ W_hh.T ")], "test-forward", "is b_hh added?",
+     "forward_h", "b_hh left out"),
+    ("backward", [("np.concatenate([da_r, da_z, da_n * r], axis=1)", "np.concatenate([da_r, da_z, da_n], axis=1)")],
+     "test-backward-hh", "rows of gate(s) n: check your derivation", "backward_hidden_weights",
+     "da_n, not da_n \\* r, in the n rows"),
+    ("backward", [("dh_prev = dh * z + da_h", "dh_prev = da_h")], "test-backward-inputs",
+     "h_prev reaches h_t directly", "backward_inputs", "the direct path from h_prev"),
+    ("backward", [('da_r = da_n * k["hn"] * r * (1.0 - r)',
+                   'da_r = da_n * (k["h_prev"] @ k["W_hh"][2 * H:].T) * r * (1.0 - r)'), ("k = cache", "k = cache; H = k['r'].shape[1]")],
+     "test-backward-ih", "check your derivation of the reset gate's gradient", "backward_input_weights",
+     "without b_hn"),
+]
+
+
+@pytest.mark.parametrize("cell, replacements, test_id, visible, check, graded", SLIPS)
+def test_slip_fails_a_visible_test_and_the_grader_names_it(cell, replacements, test_id, visible, check, graded,
+                                                           fixed_grading_seeds):
+    slipped = GOOD[cell]
+    for old, new in replacements:
+        assert slipped.count(old) == 1, old
+        slipped = slipped.replace(old, new)
+    assert_slip_caught("ps07", {cell: slipped}, test_id, visible)
+    namespace = run_answers(*{**GOOD, cell: slipped}.values())
+    functions = [namespace["gru_step_forward"]] + ([namespace["gru_step_backward"]] if "backward" in check else [])
+    with pytest.raises(GradingError, match=graded):
+        getattr(ps07, check)(*functions)
