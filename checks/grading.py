@@ -18,7 +18,7 @@ class GradingError(AssertionError):
     """A check failed; the message is meant for the student."""
 
 
-def describe(args):
+def describe_args(args):
     """``[('x', array)]`` -> ``"x (3, 4) float64"`` for messages."""
     parts = []
     for name, value in args:
@@ -75,56 +75,46 @@ def compare_outputs(name, got, expected, output_names, rtol, atol):
 
 
 def reference_code():
-    """The code objects of every rnnlib reference function a student might call instead of writing one."""
+    """The code objects of the rnnlib reference, :data:`checks.allowlist.REFERENCE` (a class with all
+    its methods): what a student might call instead of writing the answer.
+
+    Watched only where the student's code runs in this process (tests, plain nbgrader). In the course's
+    sandbox the reference a problem set grades is not importable at all (``build_student_rnnlib``), and
+    nothing the student's kernel reports counts."""
     import importlib
+    import inspect
+
+    from checks.allowlist import REFERENCE
 
     codes = set()
-    for module_name in ("rnnlib.cells", "rnnlib.sequence", "rnnlib.stacked", "rnnlib.losses", "rnnlib.optim"):
+    for module_name, names in REFERENCE.items():
         try:
             module = importlib.import_module(module_name)
         except ImportError:
             continue
-        for value in vars(module).values():
-            code = getattr(value, "__code__", None)
-            if code is None or getattr(value, "__module__", None) != module_name:
-                continue
-            if not value.__name__.startswith(("check_", "initial_state", "_")):
-                codes.add(code)
+        for value in (getattr(module, name, None) for name in names):
+            if inspect.isclass(value):
+                codes.update(f.__code__ for f in vars(value).values() if inspect.isfunction(f))
+            elif inspect.isfunction(value):
+                codes.add(value.__code__)
     return codes
-
-
-_ACTIVE_WATCHES = []
 
 
 @contextmanager
 def watch_calls(codes):
-    """Record, in the yielded list, any call to a function whose code object is in ``codes``.
-
-    Calls seen outside this process (the course's grader runs the student's functions in a
-    sandboxed kernel and reports what it saw there) arrive through :func:`report_reference_calls`."""
+    """Record, in the yielded list, any call in this process to a function whose code object is in ``codes``."""
     seen = []
 
     def profiler(frame, event, arg):
         if event == "call" and frame.f_code in codes:
             seen.append(frame.f_code.co_name)
 
-    watch = (codes, seen)
-    _ACTIVE_WATCHES.append(watch)
     previous = sys.getprofile()
     sys.setprofile(profiler)
     try:
         yield seen
     finally:
         sys.setprofile(previous)
-        _ACTIVE_WATCHES.remove(watch)
-
-
-def report_reference_calls(names):
-    """Record calls of reference functions ``names`` made in another process, for every active
-    :func:`watch_calls` that is looking for reference calls."""
-    for codes, seen in _ACTIVE_WATCHES:
-        if codes:
-            seen.extend(names)
 
 
 def matching_slip(slips, args, got, expected, output_names, rtol, atol):
@@ -170,7 +160,7 @@ def check_function(student_fn, reference_fn, make_inputs, *, name, output_names=
         seed = secrets.randbits(32)
         args = make_inputs(np.random.default_rng(seed))
         expected = reference_fn(*[np.copy(v) if isinstance(v, np.ndarray) else v for _, v in args])
-        call = f"{name}({describe(args)}) [seed {seed}]"
+        call = f"{name}({describe_args(args)}) [seed {seed}]"
         try:
             with watch_calls(codes) as called:
                 got = student_fn(*[np.copy(v) if isinstance(v, np.ndarray) else v for _, v in args])

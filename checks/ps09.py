@@ -207,41 +207,124 @@ def pack_sequences(pack_sequences, trials=4):
     return trials
 
 
+def _logits(model, seqs, call):
+    """The student's ``model(seqs)`` as a float64 array of shape ``(len(seqs), 2)``."""
+    try:
+        logits = _numpy(model([s.clone() for s in seqs]))
+    except Exception as exc:
+        raise GradingError(f"{call} raised {type(exc).__name__}: {exc}") from None
+    if np.shape(logits) != (len(seqs), 2):
+        raise GradingError(f"{call}: expected logits of shape (B, 2) = ({len(seqs)}, 2), got shape "
+                           f"{np.shape(logits)}")
+    return np.asarray(logits, dtype=np.float64)
+
+
+def _float_state(model, call):
+    """``{name: array}`` of the floating-point entries of ``model.state_dict()`` (its parameters)."""
+    try:
+        items = list(model.state_dict().items())
+    except Exception as exc:
+        raise GradingError(f"{call}: could not read the model's parameters (state_dict() raised "
+                           f"{type(exc).__name__}: {exc})") from None
+    state = {}
+    for name, value in items:
+        value = _numpy(value)
+        if isinstance(name, str) and isinstance(value, np.ndarray) and value.dtype.kind == "f":
+            state[name] = value
+    return state
+
+
+def check_uses_its_parameters(model, seqs, call, rng):
+    """The logits come from the model's recurrent layer and parameters, not from a fixed rule: the model
+    holds a recurrent layer (``weight_ih_l0``, ``weight_hh_l0``), and perturbing its parameters (in a
+    copy loaded with ``load_state_dict``) changes its logits. Leaves the model perturbed."""
+    import torch
+
+    state = _float_state(model, call)
+    if not any(n.endswith("weight_hh_l0") for n in state) or not any(n.endswith("weight_ih_l0") for n in state):
+        raise GradingError(f"{call}: the model must hold a recurrent layer (nn.GRU or nn.LSTM, whose parameters "
+                           f"are weight_ih_l0, weight_hh_l0, ...); its parameters are {sorted(state) or 'none'}")
+    before = _logits(model, seqs, call)
+    moved = {n: torch.from_numpy((v + 0.1 * rng.standard_normal(v.shape)).astype(v.dtype)) for n, v in state.items()}
+    try:
+        model.load_state_dict(moved, strict=False)
+    except Exception as exc:
+        raise GradingError(f"{call}: load_state_dict raised {type(exc).__name__}: {exc}") from None
+    if not np.max(np.abs(_logits(model, seqs, call) - before)) > 1e-6:
+        raise GradingError(f"{call}: the logits stay the same when the model's parameters change: they must be "
+                           f"computed by the recurrent layer and the linear layer from the sequences")
+
+
 def classifier_batch_independent(SequenceClassifier, trials=2):
-    """``SequenceClassifier(input_size, hidden_size)`` maps a list of sequences to logits ``(B, 2)``
-    and the logits of a sequence do not depend on the other sequences of its batch (padding)."""
+    """``SequenceClassifier(input_size, hidden_size)`` maps a list of sequences to logits ``(B, 2)``;
+    the logits of a sequence do not depend on the other sequences of its batch (padding), they differ
+    from sequence to sequence, and they are computed from the model's parameters (a model that returns
+    constants, or applies a rule, fails).
+
+    Both sides of the padding comparison are the student's model (batch, and each sequence alone); what
+    makes it a test of a classifier is that the logits must depend on the sequence and on the parameters
+    (:func:`check_uses_its_parameters`)."""
     for _ in range(trials):
         seed = secrets.randbits(32)
-        seqs, _ = make_task(int(np.random.default_rng(seed).integers(3, 9)), seed)
+        rng = np.random.default_rng(seed)
+        seqs, _ = make_task(int(rng.integers(3, 9)), seed)
         call = f"SequenceClassifier(input_size=4, hidden_size=16) on {_shapes(seqs)} [seed {seed}]"
         model = _call(SequenceClassifier, "SequenceClassifier", [4, 16], "input_size=4, hidden_size=16")
         try:
             model.eval()
-            batch = model([s.clone() for s in seqs])
-            alone = [model([s.clone()]) for s in seqs]
         except Exception as exc:
-            raise GradingError(f"{call} raised {type(exc).__name__}: {exc}") from None
-        batch = _numpy(batch)
-        if np.shape(batch) != (len(seqs), 2):
-            raise GradingError(f"{call}: expected logits of shape (B, 2) = ({len(seqs)}, 2), "
-                               f"got shape {np.shape(batch)}")
-        alone = np.concatenate([np.reshape(_numpy(a), (-1, 2)) for a in alone])
+            raise GradingError(f"{call}: model.eval() raised {type(exc).__name__}: {exc}") from None
+        batch = _logits(model, seqs, call)
+        alone = np.concatenate([_logits(model, [s], call) for s in seqs])
         try:
             compare_arrays("logits", batch, alone, 1e-4, 1e-5)
         except GradingError as err:
             raise GradingError(f"{call}: the logits of a sequence in the batch differ from those of the same "
                                f"sequence alone (batch of one):\n{err}\nA sequence's prediction must not depend "
                                f"on the padding added for the longer ones.") from None
+        if not np.max(np.abs(batch - batch[0])) > 1e-6:
+            raise GradingError(f"{call}: every sequence gets the same logits {batch[0].round(4).tolist()}: the "
+                               f"logits must depend on the sequence")
+        check_uses_its_parameters(model, seqs, call, rng)
     return trials
+
+
+def symbol_renaming(rng):
+    """A random permutation ``perm`` of the four symbols, never the identity: the one-hot column ``j`` of a
+    renamed sequence is the column ``perm[j]`` of the original, so the pattern A, B, C becomes another."""
+    while True:
+        perm = rng.permutation(len(SYMBOLS))
+        if tuple(perm[:len(PATTERN)]) != tuple(range(len(PATTERN))):
+            return perm
+
+
+def renamed_task(n, seed, perm):
+    """:func:`make_task` with the symbols renamed by ``perm`` (:func:`symbol_renaming`); the labels are
+    unchanged, so a label is 1 if the sequence contains the renamed pattern :func:`renamed_pattern`."""
+    seqs, labels = make_task(n, seed)
+    return [s[:, perm] for s in seqs], labels
+
+
+def renamed_pattern(perm):
+    inverse = np.argsort(perm)
+    return tuple(int(inverse[k]) for k in PATTERN)
 
 
 def train_and_predict(train_classifier, predict, seed=None):
     """Train on a freshly drawn training set, predict a freshly drawn test set: accuracy at least
     :data:`ACCURACY_THRESHOLD`. The seed of torch is fixed (``train_classifier`` receives ``seed=0``);
-    the time is bounded by the grader's per-cell limit, not here."""
+    the time is bounded by the grader's per-cell limit, not here.
+
+    The data come from the notebook's generator with the four symbols renamed at random when grading
+    runs (:func:`symbol_renaming`): the task is the same up to names, so a model that learns it learns
+    this one as well, but no fixed rule (the notebook's "contains A, B, C") gives the labels. The
+    predictions must also be the model's: ``predict(model, seqs)`` equals the argmax of
+    ``model(seqs)``, and those logits change when the model's parameters do."""
     seed = secrets.randbits(31) if seed is None else seed
-    train_seqs, train_labels = make_task(N_TRAIN, seed)
-    test_seqs, test_labels = make_task(N_TEST, seed + 1)
+    perm = symbol_renaming(np.random.default_rng(seed))
+    pattern = ", ".join(SYMBOLS[k] for k in renamed_pattern(perm))
+    train_seqs, train_labels = renamed_task(N_TRAIN, seed, perm)
+    test_seqs, test_labels = renamed_task(N_TEST, seed + 1, perm)
     t0 = time.perf_counter()
     model = _call(train_classifier, "train_classifier", [train_seqs, train_labels, 0],
                   f"{N_TRAIN} sequences, labels ({N_TRAIN},), seed=0")
@@ -252,8 +335,15 @@ def train_and_predict(train_classifier, predict, seed=None):
         raise GradingError(f"predict(model, {N_TEST} sequences) must return {N_TEST} labels (shape ({N_TEST},)), "
                            f"got shape {pred.shape}")
     accuracy = float(np.mean(pred == test_labels.numpy()))
+    where = (f"{N_TEST} freshly drawn test sequences [data seed {seed}; the grader renames the symbols, "
+             f"so here the label is 1 for sequences containing {pattern}]")
     if not accuracy >= ACCURACY_THRESHOLD:
-        raise GradingError(f"accuracy on {N_TEST} freshly drawn test sequences [data seed {seed}]: "
-                           f"{accuracy:.1%}; at least {ACCURACY_THRESHOLD:.0%} is needed "
+        raise GradingError(f"accuracy on {where}: {accuracy:.1%}; at least {ACCURACY_THRESHOLD:.0%} is needed "
                            f"(training took {seconds:.1f} s)")
+    call = f"the model train_classifier returned, on {where}"
+    differ = int(np.sum(pred != _logits(model, test_seqs, call).argmax(axis=1)))
+    if differ > 0.05 * N_TEST:
+        raise GradingError(f"{call}: predict(model, seqs) must return the class with the larger logit of "
+                           f"model(seqs); it differs for {differ} of {N_TEST} sequences")
+    check_uses_its_parameters(model, test_seqs[:20], call, np.random.default_rng(seed))
     return accuracy

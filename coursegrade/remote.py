@@ -12,12 +12,11 @@ else stays in the kernel and comes back as an opaque handle (calling it, or read
 an item, is again a remote request). Inputs are drawn in the grader when the check runs, outputs are
 compared in the grader: the student's code controls only what its own functions return.
 
-What the kernel cannot be trusted with, and is therefore only best effort: telling whether the
-student's function called the rnnlib reference. The kernel side installs its own profiler
-(``sys.setprofile``, after checking it is the real one) and reports calls of reference functions,
-recognised by the file they are defined in; the grader feeds them into ``checks.grading``'s
-``watch_calls`` so that ``check_function`` scores them 0 as usual. A student who calls the
-reference from another thread, or who copies its code, is not caught by this.
+Nothing the kernel reports about itself counts: it could say anything. That is why the grade does not
+depend on watching whether the student's function calls the rnnlib reference (a profiler in the
+kernel can be switched off from the kernel). Instead the sandboxed kernel has no reference to call:
+its ``rnnlib`` is the restricted package that ``checks.allowlist.build_student_rnnlib`` writes for the
+problem set, holding only what the notebook may use (ps03's forward passes, not its backward ones).
 """
 import ast
 import base64
@@ -79,7 +78,7 @@ import numpy as np
 """ + inspect.getsource(decode_value) + r'''
 
 def __coursegrade_rpc(user_ns, request):
-    import base64, io, json, os, sys, types
+    import base64, io, json
     import numpy as np
 
     handles = user_ns.setdefault("__coursegrade_handles__", {})
@@ -115,33 +114,6 @@ def __coursegrade_rpc(user_ns, request):
     def dec(v):
         return decode_value(v, lambda h: handles[h["handle"]], ValueError)
 
-    # reference-call detection: calls of public functions defined in rnnlib's reference modules
-    ref_files = set()
-    for name in ("cells", "sequence", "stacked", "losses", "optim"):
-        mod = sys.modules.get("rnnlib." + name)
-        f = getattr(mod, "__file__", None) if mod is not None else None
-        if f is None:
-            try:
-                import importlib.util
-                spec = importlib.util.find_spec("rnnlib." + name)
-                f = spec.origin if spec else None
-            except Exception:
-                f = None
-        if f:
-            ref_files.add(os.path.realpath(f))
-    called = []
-
-    def profiler(frame, event, arg):
-        if event == "call":
-            code = frame.f_code
-            if not code.co_name.startswith(("_", "check_", "initial_state")) and \
-                    os.path.realpath(code.co_filename) in ref_files:
-                called.append(code.co_name)
-
-    setprofile, getprofile = sys.setprofile, sys.getprofile
-    genuine = all(type(f) is types.BuiltinFunctionType and getattr(f, "__self__", None) is sys
-                  and f.__name__ == n for f, n in ((setprofile, "setprofile"), (getprofile, "getprofile")))
-
     req = json.loads(request)
     op = req["op"]
     try:
@@ -159,14 +131,8 @@ def __coursegrade_rpc(user_ns, request):
             return json.dumps({"status": "ok", "value": enc(list(target))})
         args = [dec(a) for a in req["args"]]
         kwargs = {k: dec(a) for k, a in req["kwargs"].items()}
-        previous = getprofile()
-        setprofile(profiler)
-        try:
-            result = target(*args, **kwargs)
-        finally:
-            setprofile(previous)
-        return json.dumps({"status": "ok", "value": enc(result), "args": [enc(a) for a in args],
-                           "called": sorted(set(called)), "profiler": genuine})
+        result = target(*args, **kwargs)
+        return json.dumps({"status": "ok", "value": enc(result), "args": [enc(a) for a in args]})
     except BaseException as exc:  # the student's error, reported to the grader
         return json.dumps({"status": "error", "ename": type(exc).__name__, "evalue": str(exc)[:2000]})
 '''
@@ -251,9 +217,6 @@ class Remote:
             raise TypeError(f"'{self._type}' object is not callable")
         reply = self._client.request({"op": "call", "handle": self._handle, "args": [encode(a) for a in args],
                                       "kwargs": {k: encode(a) for k, a in kwargs.items()}})
-        if reply.get("called"):
-            from checks import grading
-            grading.report_reference_calls(reply["called"])
         for original, updated in zip(args, reply.get("args", [])):
             _write_back(original, decode(updated, self._client))
         return decode(reply["value"], self._client)

@@ -4,10 +4,12 @@ import inspect
 
 import nbformat
 import numpy as np
+import pytest
 import torch
 
-from nbgrader_helpers import ROOT, autograde, course_copy, feedback_html, make_submission, solution_answers
+from nbgrader_helpers import ROOT, autograde, course_copy, feedback_html, make_submission, run_answers, solution_answers
 from checks import ps09
+from checks.grading import GradingError
 
 LEFT_PADDED = '''def pad_sequences(seqs):
     lengths = torch.tensor([len(s) for s in seqs])
@@ -85,6 +87,121 @@ def test_partial_credit_and_messages(tmp_path):
     assert unpacked["test-pad"][0] == 2 and unpacked["test-pack"][0] == 3 and totals["unpacked"] == 5
     html = feedback_html(course, "wrong", "ps09")
     assert "largest error" in html and "checks.pack_sequences" not in html
+
+
+# Finding 5 of issue 11: answers that passed because a check compared the student with the student, or
+# because the public labelling rule gave every label.
+CONSTANT_MODEL = '''class SequenceClassifier(nn.Module):
+    def __init__(self, input_size, hidden_size):
+        super().__init__()
+        self.rnn = nn.GRU(input_size, hidden_size, batch_first=True)   # there, never used
+
+    def forward(self, seqs):
+        return torch.zeros(len(seqs), 2)
+'''
+RULE_MODEL = '''class SequenceClassifier(nn.Module):
+    """Applies the notebook's labelling rule; holds a GRU that it adds with weight 0."""
+    def __init__(self, input_size, hidden_size):
+        super().__init__()
+        self.rnn = nn.GRU(input_size, hidden_size, batch_first=True)
+
+    def forward(self, seqs):
+        found = torch.tensor([float(contains_pattern(s.argmax(1).tolist())) for s in seqs])
+        zero = 0.0 * sum(p.sum() for p in self.parameters())
+        return torch.stack([1 - found, found], dim=1) + zero
+'''
+RULE_PREDICT = '''def train_classifier(seqs, labels, seed=0):
+    torch.manual_seed(seed)  # keep this line: the grader passes the seed
+    return SequenceClassifier(4, 8)                      # no training at all
+
+
+def predict(model, seqs):
+    return torch.tensor([int(contains_pattern(s.argmax(1).tolist())) for s in seqs])
+'''
+RULE_PREDICT_THROUGH_MODEL = RULE_MODEL + '''
+
+def train_classifier(seqs, labels, seed=0):
+    torch.manual_seed(seed)  # keep this line: the grader passes the seed
+    return SequenceClassifier(4, 8)
+
+
+def predict(model, seqs):
+    with torch.no_grad():
+        return model(seqs).argmax(dim=1)
+'''
+# Finds the pattern by counting (no network), keeps it beside an untrained model and predicts with it.
+COUNTS_INSTEAD = '''def train_classifier(seqs, labels, seed=0):
+    torch.manual_seed(seed)  # keep this line: the grader passes the seed
+    model = SequenceClassifier(4, 8)
+    best = 0
+    for p in [(a, b, c) for a in range(4) for b in range(4) for c in range(4)]:
+        hits = sum(contains_pattern(s.argmax(1).tolist(), p) == bool(y) for s, y in zip(seqs[:300], labels[:300]))
+        if hits > best:
+            best, model.pattern = hits, p
+    return model
+
+
+def predict(model, seqs):
+    return torch.tensor([int(contains_pattern(s.argmax(1).tolist(), model.pattern)) for s in seqs])
+'''
+TORCH_IMPORTS = ("import torch\nimport torch.nn as nn\nfrom torch.nn.utils.rnn import PackedSequence, "
+                 "pack_padded_sequence, pad_packed_sequence, pad_sequence\n")
+
+
+def task_cell():
+    nb = nbformat.read(ROOT / "solutions" / "ps09" / "ps09.ipynb", as_version=4)
+    return next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "task").source
+
+
+def namespace(**answers):
+    good = solution_answers("ps09")
+    cells = {**good, **answers}
+    return run_answers(TORCH_IMPORTS + task_cell(), cells["pad"], cells["pack"], cells["model"], cells["train"],
+                       answers.get("extra", ""))
+
+
+def test_constant_and_rule_models_fail_the_classifier_check():
+    torch.set_num_threads(1)
+    for model, message in [(CONSTANT_MODEL, "every sequence gets the same logits"),
+                           (RULE_MODEL, "the logits stay the same when the model's parameters change")]:
+        with pytest.raises(GradingError, match=message):
+            ps09.classifier_batch_independent(namespace(model=model)["SequenceClassifier"])
+    no_rnn = CONSTANT_MODEL.replace("nn.GRU(input_size, hidden_size, batch_first=True)", "nn.Linear(4, 2)")
+    no_rnn = no_rnn.replace("torch.zeros(len(seqs), 2)", "self.rnn(torch.stack([s.mean(0) for s in seqs]))")
+    with pytest.raises(GradingError, match="must hold a recurrent layer"):
+        ps09.classifier_batch_independent(namespace(model=no_rnn)["SequenceClassifier"])
+    assert ps09.classifier_batch_independent(namespace()["SequenceClassifier"]) == 2
+
+
+def test_rule_based_predictions_fail_train_and_predict():
+    """The public rule gives 100 % on the notebook's data; the grader's renamed symbols leave it near
+    chance. Through the model or around it, it fails; the solution passes on the same data."""
+    torch.set_num_threads(1)
+    rule = namespace(train=RULE_PREDICT)
+    seqs, labels = ps09.make_task(300, seed=5)
+    assert (rule["predict"](None, seqs) == labels).all()  # the attack works on the public task
+    for seed in (11, 12):
+        with pytest.raises(GradingError, match=r"accuracy on 1000 freshly drawn.*renames the symbols"):
+            ps09.train_and_predict(rule["train_classifier"], rule["predict"], seed=seed)
+        through = namespace(extra=RULE_PREDICT_THROUGH_MODEL)
+        with pytest.raises(GradingError, match="accuracy on 1000 freshly drawn"):
+            ps09.train_and_predict(through["train_classifier"], through["predict"], seed=seed)
+    good = namespace()
+    assert ps09.train_and_predict(good["train_classifier"], good["predict"], seed=11) >= ps09.ACCURACY_THRESHOLD
+    counts = namespace(train=COUNTS_INSTEAD)
+    with pytest.raises(GradingError, match="predict.model, seqs. must return the class with the larger logit"):
+        ps09.train_and_predict(counts["train_classifier"], counts["predict"], seed=11)
+
+
+def test_renamed_task_is_the_task_with_other_names():
+    for seed in range(30):
+        perm = ps09.symbol_renaming(np.random.default_rng(seed))
+        pattern = ps09.renamed_pattern(perm)
+        assert pattern != ps09.PATTERN
+        seqs, labels = ps09.renamed_task(200, seed, perm)
+        assert all(ps09.contains_pattern(s.argmax(1).tolist(), pattern) == bool(y) for s, y in zip(seqs, labels))
+        rule = np.array([ps09.contains_pattern(s.argmax(1).tolist()) for s in seqs])
+        assert np.mean(rule == labels.numpy()) < 0.75, (seed, perm)
 
 
 def test_notebook_shows_the_graders_task_generator():
