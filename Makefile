@@ -34,3 +34,9 @@ exercises: $(STAMP)
 
 clean:
 	rm -rf _build
+
+# Mutation testing of rnnlib with mutmut (benchmarks/mutation.py): module by module on one CPU, about an
+# hour; writes benchmarks/results/mutation.json. Not part of `make test` (tests/test_mutation.py runs a tiny one).
+.PHONY: mutation
+mutation: $(STAMP)
+	nice $(PY) benchmarks/mutation.py

@@ -54,3 +54,43 @@ def test_low_temperature_sampling_is_greedy_and_temperature_must_be_positive():
     assert a == b  # at a tiny temperature the draw no longer depends on the random seed
     with pytest.raises(ValueError, match="temperature"):
         char_lm.sample(model, vocab, "ab", 5, 0.0, seed=0)
+
+
+# experiments/char_lm_regularisation.py: dropout, variational dropout and weight decay on the same model
+import char_lm_regularisation as reg  # noqa: E402
+
+
+def test_regularisation_tiny_run_writes_every_variant(tmp_path):
+    result = run_tiny("char_lm_regularisation", tmp_path)
+    assert set(result["variants"]) == set(reg.TINY["variants"]) == {"none", "dropout", "variational", "weight_decay"}
+    for r in result["variants"].values():
+        assert r["history"]["step"][-1] == reg.TINY["steps"]
+        assert r["held_out_bpc"] == r["history"]["held_out_bpc"][-1] >= r["best_held_out_bpc"] > 0
+        assert r["train_slice_bpc"] > 0
+
+
+def test_variational_dropout_shares_its_mask_across_time_and_plain_dropout_does_not():
+    torch.manual_seed(0)
+    h = torch.ones(4, 50, 16)
+    for variational in (True, False):
+        model = reg.DropoutLSTMLM(10, 16, 1, dropout=0.5, variational=variational)
+        out = model.drop(h)
+        assert set(out.unique().tolist()) == {0.0, 2.0}  # kept units scaled by 1 / (1 - p)
+        same_every_step = bool((out == out[:, :1]).all())
+        assert same_every_step == variational
+        model.eval()
+        assert torch.equal(model.drop(h), h)  # no dropout at evaluation
+
+
+def test_weight_decay_uses_decoupled_adamw():
+    vocab, train_ids, held_ids = char_lm.split_text(3_000)
+    cfg = dict(seq_len=16, batch_size=4, steps=2, lr=1e-2, lr_min=1e-3, clip=1.0, eval_every=2, seed=0)
+    models = []
+    for wd in (0.0, 0.5):
+        torch.manual_seed(0)
+        model = reg.DropoutLSTMLM(len(vocab), 8, 1)
+        char_lm.train(model, train_ids, held_ids, weight_decay=wd, progress=False, **cfg)
+        models.append(model)
+    # same data, same start: weight decay alone makes the weights smaller
+    norm = [sum(float(p.detach().norm() ** 2) for p in m.parameters()) for m in models]
+    assert norm[1] < norm[0]
