@@ -2,7 +2,8 @@
 
     python benchmarks/mutation.py                          # every module in MODULES, one after another
     python benchmarks/mutation.py --modules losses,optim   # some of them (their entries are replaced)
-    python benchmarks/mutation.py --modules losses --tests test_losses.py --out /tmp/m.json  # tiny run
+    python benchmarks/mutation.py --modules gradcheck --tests test_gradcheck.py \
+        --mutants "rnnlib.gradcheck.x_rel_error*" --out /tmp/m.json                      # a tiny run
 
 mutmut 3 makes small changes to the code (``+`` to ``-``, ``0`` to ``1``, an argument dropped, a
 line's value replaced by ``None``, ...), one *mutant* each, and runs the tests that reach the
@@ -37,7 +38,7 @@ MODULES = ["cells", "sequence", "fast", "losses", "optim", "gradcheck", "train",
 # only those that reached the mutated function.
 TESTS = ["test_rnn.py", "test_lstm.py", "test_gru.py", "test_optim.py", "test_train.py", "test_truncated.py",
          "test_stacked.py", "test_jacobian.py", "test_data.py", "test_rnn_regression.py", "test_fast.py",
-         "test_losses.py", "test_gradcheck.py", "test_attention.py"]
+         "test_losses.py", "test_gradcheck.py", "test_arguments.py", "test_attention.py"]
 HELPERS = ["conftest.py", "torch_helpers.py"]  # imported by the tests
 # Surviving mutants that compute the same results as the original: mutant name -> why no test can fail.
 EQUIVALENT = {}
@@ -76,19 +77,24 @@ def prepare(workdir, module, tests):
         "pytest_add_cli_args =\n    -p\n    no:cacheprovider\n    -q\n")
 
 
-def run_module(module, tests, max_children):
-    """Mutation-test one module; return its entry for the record."""
+def run_module(module, tests, max_children, mutants=()):
+    """Mutation-test one module (only the mutants matching the globs ``mutants``, if given); return its
+    entry for the record."""
     workdir = Path(tempfile.mkdtemp(prefix=f"rnnlib-mutation-{module}-"))
     try:
         prepare(workdir, module, tests)
         start = time.perf_counter()
-        run = mutmut(workdir, "run", "--max-children", str(max_children))
+        run = mutmut(workdir, "run", "--max-children", str(max_children), *mutants)
         seconds = time.perf_counter() - start
         meta = json.loads((workdir / "mutants" / "rnnlib" / f"{module}.py.meta").read_text())
         statuses = {}
         from mutmut.stats import status_by_exit_code
         for name, code in meta["exit_code_by_key"].items():
             statuses[name] = status_by_exit_code[code]
+        not_checked = [name for name, status in statuses.items() if status == "not checked"]
+        if not mutants and not_checked:
+            raise RuntimeError(f"mutmut left {len(not_checked)} mutants of {module} unchecked: {not_checked[:5]}")
+        statuses = {name: status for name, status in statuses.items() if status != "not checked"}
         not_killed = []
         for name, status in sorted(statuses.items()):
             if status == "killed":
@@ -119,6 +125,7 @@ def main():
                         help="comma-separated modules of rnnlib (default: all of MODULES that exist)")
     parser.add_argument("--tests", default=None, help="comma-separated test files (default: TESTS that exist)")
     parser.add_argument("--max-children", type=int, default=1, help="mutants tested at once (default 1: one CPU)")
+    parser.add_argument("--mutants", default="", help="comma-separated globs of mutant names (default: all)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "mutation.json"))
     args = parser.parse_args()
     modules = [m for m in args.modules.split(",") if (ROOT / "rnnlib" / f"{m}.py").exists()]
@@ -128,7 +135,8 @@ def main():
     import mutmut as mutmut_package
     for module in modules:
         print(f"mutation testing rnnlib/{module}.py ...", flush=True)
-        record["modules"][module] = run_module(module, tests, args.max_children)
+        record["modules"][module] = run_module(module, tests, args.max_children,
+                                               [m for m in args.mutants.split(",") if m])
         entry = record["modules"][module]
         print(f"  {entry['mutants']} mutants, {entry['killed']} killed, {entry['survived']} survived "
               f"({entry['equivalent']} equivalent), {entry['timeout']} timed out, {entry['seconds']} s", flush=True)

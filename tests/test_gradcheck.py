@@ -32,6 +32,9 @@ def test_rel_error_computes_in_float64():
     big = np.array([2 ** 62], dtype=np.int64)
     assert gradcheck.rel_error(big, -big) == 1.0
     assert gradcheck.rel_error(-big, big) == 1.0
+    lowest = np.array([np.iinfo(np.int64).min])  # abs() of it overflows in int64
+    assert gradcheck.rel_error(lowest, [0]) == 1.0
+    assert gradcheck.rel_error([0], lowest) == 1.0
     a32 = np.array([1.0], dtype=np.float32)
     b32 = np.array([1.0 + 2 ** -23], dtype=np.float32)
     assert gradcheck.rel_error(a32, b32) == pytest.approx(2 ** -23 / (2 + 2 ** -23), rel=1e-12)

@@ -1,0 +1,40 @@
+"""`make mutation` (benchmarks/mutation.py) in a tiny configuration, so that the command cannot rot: the
+mutants of gradcheck.rel_error against tests/test_gradcheck.py, which kills every one of them."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytest.importorskip("mutmut")
+
+
+def test_mutation_script_runs_on_one_function(tmp_path):
+    out = tmp_path / "mutation.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "mutation.py"), "--modules", "gradcheck",
+                           "--tests", "test_gradcheck.py", "--mutants", "rnnlib.gradcheck.x_rel_error*",
+                           "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    record = json.loads(out.read_text())
+    assert {"tool", "command", "commit", "date", "machine", "total", "modules"} <= set(record)
+    assert record["tool"].startswith("mutmut 3.")
+    entry = record["modules"]["gradcheck"]
+    assert entry["mutants"] >= 10  # rel_error has more than ten places to mutate
+    assert entry["killed"] == entry["mutants"] and entry["survived"] == 0, entry["not_killed"]
+    assert entry["seconds"] > 0 and record["total"]["mutants"] == entry["mutants"]
+
+
+def test_committed_record_covers_the_numpy_reference():
+    record = json.loads((ROOT / "benchmarks" / "results" / "mutation.json").read_text())
+    expected = {"cells", "sequence", "fast", "losses", "optim", "gradcheck", "train", "truncated", "stacked",
+                "data", "jacobian"}
+    assert expected <= set(record["modules"])
+    for name, entry in record["modules"].items():
+        counted = entry["killed"] + entry["survived"] + entry["timeout"] + sum(entry["other"].values())
+        assert counted == entry["mutants"], name
+        survivors = [e for e in entry["not_killed"] if e["status"] == "survived"]
+        assert len(survivors) == entry["survived"] and all(e["diff"].strip() for e in survivors), name
+    total = record["total"]
+    assert total["killed"] / (total["mutants"] - total["equivalent"]) >= 0.95
