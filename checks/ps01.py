@@ -18,19 +18,19 @@ def hand_reference():
     hs, _ = sequence.rnn_forward(x, None, **params)
     ys, _ = sequence.linear_forward(hs, p["w_out"][None, :], np.array([p["b_out"]]))
     a0 = x[0, 0] @ params["W_ih"].T + p["b"]
-    return dict(a0=a0, s0=hs[0, 0], y0=ys[0, 0, 0], s1=hs[0, 1], y1=ys[0, 1, 0])
+    return dict(a0=a0, h0=hs[0, 0], y0=ys[0, 0, 0], h1=hs[0, 1], y1=ys[0, 1, 0])
 
 
-def by_hand_t0(a0, s0, y0):
+def by_hand_t0(a0, h0, y0):
     ref = hand_reference()
     check_value("a0 (pre-activation at t0)", a0, ref["a0"])
-    check_value("s0 (state at t0)", s0, ref["s0"])
+    check_value("h0 (state at t0)", h0, ref["h0"])
     check_value("y0 (output at t0)", y0, ref["y0"])
 
 
-def by_hand_t1(s1, y1):
+def by_hand_t1(h1, y1):
     ref = hand_reference()
-    check_value("s1 (state at t1)", s1, ref["s1"])
+    check_value("h1 (state at t1)", h1, ref["h1"])
     check_value("y1 (output at t1)", y1, ref["y1"])
 
 
@@ -49,8 +49,10 @@ def split_weights(split_weights):
 
 
 def rnn_step(rnn_step):
+    from checks.ps02 import STEP_SLIPS
+
     check_function(rnn_step, lambda *a: cells.rnn_step_forward(*a)[0], random_rnn_args, name="rnn_step",
-                   output_names=("h",))
+                   output_names=("h",), slips=STEP_SLIPS)
 
 
 def rnn_forward_output_reference(x, h0, W_ih, W_hh, b_ih, b_hh, W_out, b_out):
@@ -65,18 +67,18 @@ def rnn_forward_output(rnn_forward_output):
                    name="rnn_forward_output", output_names=("hs", "ys"))
 
 
-def torch_param_count(input_size, hidden_size):
-    """Parameters of ``torch.nn.RNN(input_size, hidden_size)``, counted on the module itself."""
-    import torch
-
-    return sum(p.numel() for p in torch.nn.RNN(input_size, hidden_size).parameters())
+def last_states_reference(hs, lengths):
+    return np.stack([hs[b, L - 1] for b, L in enumerate(lengths)])
 
 
-def param_counts(param_count_concat, param_count_torch):
+def last_states(last_states):
     def inputs(rng):
-        return [("input_size", int(rng.integers(1, 300))), ("hidden_size", int(rng.integers(1, 300)))]
+        B, T, H = (int(rng.integers(2, n)) for n in (6, 8, 5))
+        lengths = rng.integers(1, T + 1, B)
+        lengths[rng.integers(B)] = T  # the longest one fills the batch
+        return [("hs", rng.standard_normal((B, T, H))), ("lengths", lengths)]
 
-    check_function(param_count_concat, lambda D, H: (H + D) * H + H, inputs, name="param_count_concat",
-                   output_names=("count",), rtol=0, atol=0)
-    check_function(param_count_torch, torch_param_count, inputs, name="param_count_torch",
-                   output_names=("count",), rtol=0, atol=0)
+    check_function(last_states, last_states_reference, inputs, name="last_states", output_names=("last",),
+                   rtol=0, atol=0, slips={"hs[:, -1] (the state after the padding)": lambda hs, L: hs[:, -1],
+                                          "hs[b, lengths[b]] (one step too far)":
+                                              lambda hs, L: hs[np.arange(len(L)), np.minimum(L, hs.shape[1] - 1)]})

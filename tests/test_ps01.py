@@ -12,7 +12,7 @@ def rnn_step(x, h_prev, W_ih, W_hh, b_ih, b_hh):
 UNTRANSPOSED_SPLIT = '''def split_weights(W, hidden_size):
     return W[hidden_size:], W[:hidden_size]   # forgot the transposes
 '''
-HAND_T1_ROUNDED_WRONG = '''s1 = np.array([0.56, -0.30])
+HAND_T1_ROUNDED_WRONG = '''h1 = np.array([0.56, -0.30])
 y1 = 1.30
 '''
 
@@ -26,7 +26,7 @@ def test_partial_credit_and_messages(tmp_path):
     cells, totals = autograde(course, "ps01")
 
     wrong = cells["wrong"]
-    assert wrong["test-hand-t0"][0] == 2 and wrong["test-count"][0] == 2
+    assert wrong["test-hand-t0"][0] == 2 and wrong["test-padded"][0] == 2
     assert wrong["test-step"][0] == 0 and wrong["test-split"][0] == 0 and wrong["test-hand-t1"][0] == 0
     # The forward pass uses the student's own (wrong) rnn_step, so it fails too.
     assert wrong["test-forward"][0] == 0
@@ -34,7 +34,7 @@ def test_partial_credit_and_messages(tmp_path):
     assert "largest error" in wrong["test-step"][2] and "rnn_step" in wrong["test-step"][2]
     # untransposed weights: a shape error, or (when H == D) wrong values
     assert "split_weights: output W_ih:" in wrong["test-split"][2]
-    assert "s1 (state at t1)" in wrong["test-hand-t1"][2]
+    assert "h1 (state at t1)" in wrong["test-hand-t1"][2]
 
     copier = cells["copier"]
     assert copier["test-step"][0] == 0
@@ -43,3 +43,47 @@ def test_partial_credit_and_messages(tmp_path):
     assert totals["copier"] == 14 - 3 - 3
     html = feedback_html(course, "wrong", "ps01")
     assert "largest error" in html and "checks.rnn_step" not in html
+
+
+# ---- slips: each fails a visible test with a message that points at it, and the grader names it ----
+import pytest  # noqa: E402
+
+from checks import ps01 as checks  # noqa: E402
+from checks.grading import GradingError  # noqa: E402
+from nbgrader_helpers import run_answers  # noqa: E402
+from visible_helpers import assert_slip_caught, fixed_grading_seeds  # noqa: E402,F401 (a fixture)
+
+GOOD = solution_answers("ps01")
+# (answer cell, text in the solution, slipped text, visible test, fragment of its message, grading check,
+#  fragment of its message)
+SLIPS = [
+    ("hand-t0", "np.array([0.0, 0.0, X[0]])", "np.array([X[0], 0.0, 0.0])", "test-hand-t0", "not [x, h]", None, None),
+    ("hand-t1", "np.concatenate([h0, [X[1]]])", "np.array([0.0, 0.0, X[1]])", "test-hand-t1",
+     "not the initial state", None, None),
+    ("hand-t1", "np.concatenate([h0, [X[1]]])", "np.concatenate([a0, [X[1]]])", "test-hand-t1",
+     "not the pre-activation a0", None, None),
+    ("step", "return np.tanh(x @ W_ih.T + b_ih + h_prev @ W_hh.T + b_hh)", "return np.tanh(x @ W_ih.T + b_ih + h_prev @ W_hh.T)",
+     "test-step", "is b_hh added?", "rnn_step", "b_hh left out"),
+    ("step", "return np.tanh(x @ W_ih.T + b_ih + h_prev @ W_hh.T + b_hh)", "return np.tanh(x @ W_ih.T + b_ih + h_prev @ W_hh + b_hh)",
+     "test-step", "is W_hh transposed?", "rnn_step", "W_hh not transposed"),
+    ("forward", "    h = h0\n", "    h = np.zeros_like(h0)\n", "test-forward", "start from h0 (not zeros)", None, None),
+    ("forward", "h = rnn_step(x[:, t], h,", "h = rnn_step(x[:, t], h0,", "test-forward",
+     "does step 1 start from the state after step 0?", None, None),
+    ("padded", "hs[np.arange(hs.shape[0]), np.asarray(lengths) - 1]", "hs[:, -1]", "test-padded",
+     "hs[:, -1] is the state after the padding", "last_states", "the state after the padding"),
+    ("padded", "np.asarray(lengths) - 1]", "np.minimum(lengths, hs.shape[1] - 1)]", "test-padded", "off-by-one",
+     "last_states", "one step too far"),
+]
+
+
+@pytest.mark.parametrize("cell, old, new, test_id, visible, check, graded", SLIPS)
+def test_slip_fails_a_visible_test_and_the_grader_names_it(cell, old, new, test_id, visible, check, graded,
+                                                           fixed_grading_seeds):
+    assert GOOD[cell].count(old) == 1, old
+    slipped = GOOD[cell].replace(old, new)
+    assert_slip_caught("ps01", {cell: slipped}, test_id, visible)
+    if check:
+        functions = {**GOOD, cell: slipped}
+        namespace = run_answers(*(functions[k] for k in ("split", "step", "forward", "padded")))
+        with pytest.raises(GradingError, match=graded):
+            getattr(checks, check)(namespace[check])
