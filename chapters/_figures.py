@@ -68,26 +68,32 @@ def unrolled_rnn(ax, T=4, gradients=False):
     ax.text(xs[-1] + 0.75, 1.4, "...", fontsize=14, va="center")
 
 
-def lstm_cell(ax):
-    """One LSTM step in PyTorch's form: gates i, f, g, o from [x_t, h_{t-1}], the cell path on top."""
+def _cell_frame(ax, name_in, name_out, color, x_times, x_plus, label, label_x):
+    """The frame shared by the LSTM and GRU diagrams: the cell's box, the state path along its top
+    (``name_in`` -> a product at ``x_times`` -> a sum at ``x_plus`` -> ``name_out``, in red) and the
+    input ``x_t`` entering from below."""
     ax.set_xlim(-1.6, 11.6)
     ax.set_ylim(-2.2, 6.4)
     ax.axis("off")
     ax.add_patch(FancyBboxPatch((0, 0), 10, 5.8, boxstyle="round,pad=0.1", fc="#fafafa", ec="0.6"))
-    # the cell path: c_{t-1} -> (x f_t) -> (+ i_t g_t) -> c_t
-    node(ax, -0.9, 5, "$c_{t-1}$", COLORS["c"], w=1.0)
-    node(ax, 10.9, 5, "$c_t$", COLORS["c"], w=0.8)
-    arrow(ax, -0.35, 5, 2.28, 5, color=GRAD, lw=2.2)
-    arrow(ax, 2.72, 5, 4.78, 5, color=GRAD, lw=2.2)
-    arrow(ax, 5.22, 5, 10.45, 5, color=GRAD, lw=2.2)
-    op(ax, 2.5, 5, "×")
-    op(ax, 5.0, 5, "+")
-    ax.text(6.3, 5.35, r"cell path: only $\times f_t$ and $+$", color=GRAD, fontsize=9)
+    node(ax, -0.9, 5, name_in, color, w=1.0)
+    node(ax, 10.9, 5, name_out, color, w=0.8)
+    arrow(ax, -0.35, 5, x_times - 0.22, 5, color=GRAD, lw=2.2)
+    arrow(ax, x_times + 0.22, 5, x_plus - 0.22, 5, color=GRAD, lw=2.2)
+    arrow(ax, x_plus + 0.22, 5, 10.45, 5, color=GRAD, lw=2.2)
+    op(ax, x_times, 5, "×")
+    op(ax, x_plus, 5, "+")
+    ax.text(label_x, 5.35, label, color=GRAD, fontsize=9)
+    node(ax, 1.0, -0.75, "$x_t$", COLORS["x"], h=0.46)
+    line(ax, [1.0, 1.0], [-0.47, 0.7])
+
+
+def lstm_cell(ax):
+    """One LSTM step in PyTorch's form: gates i, f, g, o from [x_t, h_{t-1}], the cell path on top."""
+    _cell_frame(ax, "$c_{t-1}$", "$c_t$", COLORS["c"], 2.5, 5.0, r"cell path: only $\times f_t$ and $+$", 6.3)
     # inputs: h_{t-1} from the left, x_t from below, joined into one bus under the gates
     node(ax, -0.9, 0.7, "$h_{t-1}$", COLORS["h"], w=1.0)
-    node(ax, 1.0, -0.75, "$x_t$", COLORS["x"], h=0.46)
     line(ax, [-0.35, 7.2], [0.7, 0.7])
-    line(ax, [1.0, 1.0], [-0.47, 0.7])
     gates = [(2.5, "$f_t$", r"$\sigma$"), (4.0, "$i_t$", r"$\sigma$"), (5.5, "$g_t$", "tanh"), (7.2, "$o_t$", r"$\sigma$")]
     for gx, name, fn in gates:
         arrow(ax, gx, 0.7, gx, 1.62)
@@ -114,23 +120,8 @@ def lstm_cell(ax):
 def gru_cell(ax):
     """One GRU step in PyTorch's form: r, z from [x_t, h_{t-1}], the candidate n with the reset gate
     applied after the product (b_hn inside it), h_t = (1 - z) n + z h_{t-1} on top."""
-    ax.set_xlim(-1.6, 11.6)
-    ax.set_ylim(-2.2, 6.4)
-    ax.axis("off")
-    ax.add_patch(FancyBboxPatch((0, 0), 10, 5.8, boxstyle="round,pad=0.1", fc="#fafafa", ec="0.6"))
-    # the state path: h_{t-1} -> (x z_t) -> (+ (1 - z_t) n_t) -> h_t
-    node(ax, -0.9, 5, "$h_{t-1}$", COLORS["h"], w=1.0)
-    node(ax, 10.9, 5, "$h_t$", COLORS["h"], w=0.8)
-    arrow(ax, -0.35, 5, 5.28, 5, color=GRAD, lw=2.2)
-    arrow(ax, 5.72, 5, 7.78, 5, color=GRAD, lw=2.2)
-    arrow(ax, 8.22, 5, 10.45, 5, color=GRAD, lw=2.2)
-    op(ax, 5.5, 5, "×")
-    op(ax, 8.0, 5, "+")
-    ax.text(0.3, 5.35, r"state path: only $\times z_t$ and $+$", color=GRAD, fontsize=9)
-    # inputs bus
-    node(ax, 1.0, -0.75, "$x_t$", COLORS["x"], h=0.46)
-    line(ax, [0.4, 0.4, 7.4], [5, 0.7, 0.7])
-    line(ax, [1.0, 1.0], [-0.47, 0.7])
+    _cell_frame(ax, "$h_{t-1}$", "$h_t$", COLORS["h"], 5.5, 8.0, r"state path: only $\times z_t$ and $+$", 0.3)
+    line(ax, [0.4, 0.4, 7.4], [5, 0.7, 0.7])  # h_{t-1} down to the bus under the gates
     gates = [(2.0, "$z_t$", r"$\sigma$"), (3.8, "$r_t$", r"$\sigma$")]
     for gx, name, fn in gates:
         arrow(ax, gx, 0.7, gx, 1.62)
