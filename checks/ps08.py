@@ -8,6 +8,8 @@ direction. Every check draws random shapes when it runs and compares with PyTorc
 :mod:`rnnlib.stacked`.
 """
 
+import numpy as np
+
 from rnnlib import sequence, stacked
 from rnnlib.torch import torch_io
 from checks.grading import check_function
@@ -48,7 +50,9 @@ def lstm_layer_reference(x, params, h0, c0):
 
 def lstm_layer(lstm_layer):
     check_function(lstm_layer, lstm_layer_reference, _one_direction_inputs, name="lstm_layer",
-                   output_names=("hs", "h_T", "c_T"))
+                   output_names=("hs", "h_T", "c_T"),
+                   slips={"h0 and c0 ignored (zeros)": lambda x, p, h0, c0: lstm_layer_reference(x, p, 0 * h0, 0 * c0),
+                          "h0 and c0 swapped": lambda x, p, h0, c0: lstm_layer_reference(x, p, c0, h0)})
 
 
 def _bidirectional_inputs(rng):
@@ -63,9 +67,28 @@ def bidirectional_layer_reference(x, params_fwd, params_bwd, h0, c0):
     return out, h_n, c_n
 
 
+def _bidirectional_slip(reverse_input=True, reverse_back=True, swap_directions_h0=False):
+    def forward(x, params_fwd, params_bwd, h0, c0):
+        f, b = (1, 0) if swap_directions_h0 else (0, 1)
+        hs_f, h_f, c_f = lstm_layer_reference(x, params_fwd, h0[f], c0[f])
+        hs_b, h_b, c_b = lstm_layer_reference(x[:, ::-1] if reverse_input else x, params_bwd, h0[b], c0[b])
+        hs_b = hs_b[:, ::-1] if reverse_back else hs_b
+        return np.concatenate([hs_f, hs_b], axis=2), np.stack([h_f, h_b]), np.stack([c_f, c_b])
+    return forward
+
+
+BIDIRECTIONAL_SLIPS = {
+    "the backward direction's states not put back in time order": _bidirectional_slip(reverse_back=False),
+    "the backward direction run over x in time order (not reversed)": _bidirectional_slip(reverse_input=False,
+                                                                                          reverse_back=False),
+    "h0[1], c0[1] given to the forward direction and h0[0], c0[0] to the backward one":
+        _bidirectional_slip(swap_directions_h0=True),
+}
+
+
 def bidirectional_layer(bidirectional_layer):
     check_function(bidirectional_layer, bidirectional_layer_reference, _bidirectional_inputs,
-                   name="bidirectional_layer", output_names=("out", "h_n", "c_n"))
+                   name="bidirectional_layer", output_names=("out", "h_n", "c_n"), slips=BIDIRECTIONAL_SLIPS)
 
 
 def _stack_inputs(rng):
@@ -96,9 +119,19 @@ def stack_rnnlib_reference(x, layers, h0, c0):
 def stacked_bilstm(stacked_bilstm):
     """Against PyTorch itself, then against :func:`rnnlib.stacked.stacked_forward`, on fresh inputs."""
     check_function(stacked_bilstm, stack_torch_reference, _stack_inputs, name="stacked_bilstm",
-                   output_names=("out", "h_n", "c_n"), trials=2, rtol=1e-6, atol=1e-8)
+                   output_names=("out", "h_n", "c_n"), trials=2, rtol=1e-6, atol=1e-8, slips=STACK_SLIPS)
     check_function(stacked_bilstm, stack_rnnlib_reference, _stack_inputs, name="stacked_bilstm",
-                   output_names=("out", "h_n", "c_n"), trials=2)
+                   output_names=("out", "h_n", "c_n"), trials=2, slips=STACK_SLIPS)
+
+
+def _states_of_layer_l_at_l(x, layers, h0, c0):
+    """The stack with layer l's initial states read from entries l, l + 1 (not 2l, 2l + 1)."""
+    pick = np.concatenate([np.arange(l, l + 2) for l in range(len(layers))])
+    return stack_rnnlib_reference(x, layers, h0[pick], c0[pick])
+
+
+STACK_SLIPS = {"layer l's initial states read from h0[l:l + 2] instead of h0[2 * l:2 * l + 2]":
+               _states_of_layer_l_at_l}
 
 
 def lstm_param_count_reference(input_size, hidden_size, num_layers, bidirectional):
@@ -115,5 +148,14 @@ def lstm_param_count(lstm_param_count):
         return [("input_size", int(rng.integers(1, 200))), ("hidden_size", int(rng.integers(1, 200))),
                 ("num_layers", int(rng.integers(1, 5))), ("bidirectional", bool(rng.integers(2)))]
 
+    def one_bias(D, H, L, bi):
+        return lstm_param_count_reference(D, H, L, bi) - (2 if bi else 1) * L * 4 * H
+
+    def same_input_size(D, H, L, bi):
+        return (2 if bi else 1) * L * 4 * H * (D + H + 2)
+
     check_function(lstm_param_count, lstm_param_count_reference, inputs, name="lstm_param_count",
-                   output_names=("count",), trials=6, rtol=0, atol=0)
+                   output_names=("count",), trials=6, rtol=0, atol=0,
+                   slips={"one bias vector per gate block instead of two (b_ih and b_hh)": one_bias,
+                          "every layer's input size taken as input_size (the layers above read H or 2H)":
+                              same_input_size})

@@ -70,3 +70,50 @@ def test_stack_check_rejects_a_direction_major_state_layout():
     with pytest.raises(GradingError, match=r"stacked_bilstm: output (out|h_n|c_n): \d+ of \d+ values differ"):
         ps08.stacked_bilstm(direction_major)
     ps08.stacked_bilstm(ps08.stack_torch_reference)  # torch with the right layout passes
+
+
+# ---- slips: each fails a visible test with a message that points at it, and the grader names it ----
+from nbgrader_helpers import run_answers  # noqa: E402
+from visible_helpers import assert_slip_caught, fixed_grading_seeds  # noqa: E402,F401 (a fixture)
+
+GOOD = solution_answers("ps08")
+# (answer cell, text in the solution, slipped text, visible test, fragment of its message, grading check,
+#  fragment of its message)
+SLIPS = [
+    ("layer", "h, c = h0, c0", "h, c = np.zeros_like(h0), np.zeros_like(c0)", "test-layer",
+     "does the loop start from h0 and c0", "lstm_layer", "h0 and c0 ignored"),
+    ("bi", "out = np.concatenate([hs_f, hs_b[:, ::-1]], axis=2)", "out = np.concatenate([hs_f, hs_b], axis=2)",
+     "test-bi", "put them back in time order", "bidirectional_layer", "not put back in time order"),
+    ("bi", "lstm_layer(x[:, ::-1], params_bwd, h0[1], c0[1])", "lstm_layer(x[:, ::-1], params_bwd, h0[0], c0[0])",
+     "test-bi", "from h0[1], c0[1]", None, None),
+    ("stack", "h0[2 * l:2 * l + 2], c0[2 * l:2 * l + 2]", "h0[l:l + 2], c0[l:l + 2]", "test-stack",
+     "layer l starts from h0[2 * l:2 * l + 2]", "stacked_bilstm", r"read from h0\[l:l \+ 2\]"),
+    ("count", "total += dirs * 4 * H * (D + H + 2)", "total += dirs * 4 * H * (D + H + 1)", "test-count",
+     "TWO bias vectors", "lstm_param_count", "one bias vector"),
+    ("count", "D = input_size if l == 0 else dirs * H", "D = input_size", "test-count", "not input_size",
+     "lstm_param_count", "every layer's input size"),
+]
+
+
+@pytest.mark.parametrize("cell, old, new, test_id, visible, check, graded", SLIPS)
+def test_slip_fails_a_visible_test_and_the_grader_names_it(cell, old, new, test_id, visible, check, graded,
+                                                           fixed_grading_seeds):
+    assert GOOD[cell].count(old) == 1, old
+    slipped = GOOD[cell].replace(old, new)
+    assert_slip_caught("ps08", {cell: slipped}, test_id, visible)
+    if check:
+        namespace = run_answers(GOOD_STEP, *{**GOOD, cell: slipped}.values())
+        with pytest.raises(GradingError, match=graded):
+            getattr(ps08, check)(namespace[check])
+
+
+GOOD_STEP = '''def sigmoid(a):
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+def lstm_step(x, h_prev, c_prev, W_ih, W_hh, b_ih, b_hh):
+    a = x @ W_ih.T + b_ih + h_prev @ W_hh.T + b_hh
+    i, f, g, o = np.split(a, 4, axis=1)
+    c = sigmoid(f) * c_prev + sigmoid(i) * np.tanh(g)
+    return sigmoid(o) * np.tanh(c), c
+'''
