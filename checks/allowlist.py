@@ -135,12 +135,18 @@ def module_files(root):
 class _Module:
     """The top-level definitions and imports of one module, from its source."""
 
+    broken = False
+
     def __init__(self, name, path, is_package):
         self.name, self.path = name, path
         self.source = path.read_text()
         self.lines = self.source.splitlines()
         self.package = name if is_package else name.rpartition(".")[0]
-        tree = ast.parse(self.source, str(path))
+        try:
+            tree = ast.parse(self.source, str(path))
+        except SyntaxError:  # a module being edited: it can only be a stub (closure() needs it whole)
+            tree = ast.Module(body=[], type_ignores=[])
+            self.broken = True
         self.texts = {}     # id(node) -> source, for substituted definitions
         self.defs = {}      # name -> [node] (functions, classes, assignments), in source order
         self.imports = {}   # bound name -> (import node, alias)
@@ -160,7 +166,12 @@ class _Module:
 
     def public_names(self):
         """The module's own public definitions and the rnnlib names it imports (not numpy and such)."""
-        names = set(self.defs) | {n for n in self.imports if self.rnnlib_binding(n)}
+        def from_rnnlib(bound):
+            node, alias = self.imports[bound]
+            module = alias.name if isinstance(node, ast.Import) else self.absolute(node)
+            return module.split(".")[0] == "rnnlib"
+
+        names = set(self.defs) | {n for n in self.imports if from_rnnlib(n)}
         return sorted(n for n in names if not n.startswith("_"))
 
     def absolute(self, node):
@@ -272,6 +283,8 @@ def closure(entries, substitutes=None):
         if name in defs.get(module_name, ()) or name in imports.get(module_name, ()):
             continue
         module = modules.get(module_name) or modules.setdefault(module_name, _load(module_name))
+        if module.broken:
+            raise ValueError(f"{module_name} does not parse: cannot restrict it")
         if f"{module_name}.{name}" in (substitutes or {}):
             module.substitute(name, substitutes[f"{module_name}.{name}"])
         if name in module.defs:
