@@ -15,6 +15,15 @@ def test_there_are_problem_sets():
 
 
 @pytest.mark.parametrize("ps", PROBLEM_SETS)
+def test_every_problem_set_has_an_allow_list(ps):
+    """The grading sandbox gives a set's kernel only what checks.allowlist.ALLOWED lists for it (an
+    unlisted set gets an empty rnnlib); tests/test_allowlist.py checks the lists against the notebooks."""
+    from checks import allowlist
+
+    assert ps in allowlist.ALLOWED, f"add {ps} to checks.allowlist.ALLOWED (what its notebook imports from rnnlib)"
+
+
+@pytest.mark.parametrize("ps", PROBLEM_SETS)
 def test_committed_release_matches_nbgrader_output(tmp_path, ps):
     course = course_copy(tmp_path)
     nbgrader(course, "generate_assignment", ps, "--force", "--no-db")
