@@ -51,6 +51,26 @@ VARIANT = "hochreiter1997"
 TOLERANCE = 0.04
 
 
+def set_long_memory(rnn, gate_bias):
+    """Start every layer of an ``nn.LSTM`` or ``nn.GRU`` with a long memory, in place.
+
+    LSTM: forget gate f (rows H:2H) open and input gate i (rows 0:H) mostly shut,
+    ``b_f = -b_i = gate_bias`` (a fixed-value version of Tallec & Ollivier's chrono initialisation).
+    GRU: the update gate z (rows H:2H) does both jobs, ``h = (1 - z) n + z h_prev``: keep with z,
+    write with 1 - z; ``b_z = gate_bias`` is the same start as the LSTM's. The summed bias
+    ``b_ih + b_hh`` of each gate gets the value (``b_hh`` of those rows is set to 0).
+    """
+    H = rnn.hidden_size
+    if not isinstance(rnn, (nn.LSTM, nn.GRU)):
+        raise ValueError(f"rnn: expected an nn.LSTM or nn.GRU, got {type(rnn).__name__}")
+    with torch.no_grad():
+        for layer in range(rnn.num_layers):
+            b_ih, b_hh = getattr(rnn, f"bias_ih_l{layer}"), getattr(rnn, f"bias_hh_l{layer}")
+            b_ih[H:2 * H], b_hh[H:2 * H] = gate_bias, 0.0
+            if isinstance(rnn, nn.LSTM):
+                b_ih[:H], b_hh[:H] = -gate_bias, 0.0
+
+
 class AddingNet(nn.Module):
     """A one-layer recurrent network read out by a linear layer at its last step."""
 
@@ -60,21 +80,8 @@ class AddingNet(nn.Module):
             raise ValueError(f"kind: expected one of {sorted(MODULES)}, got {kind!r}")
         self.rnn = MODULES[kind](2, hidden, batch_first=True)
         self.head = nn.Linear(hidden, 1)
-        if kind in ("rnn", "lstm_default"):
-            return
-        if gate_bias and kind == "lstm":
-            # Start with a long memory: forget gate f (rows H:2H) open, input gate i (rows 0:H) mostly
-            # shut, b_f = -b_i = gate_bias (a fixed-value version of Tallec & Ollivier's chrono init).
-            with torch.no_grad():
-                self.rnn.bias_ih_l0[hidden:2 * hidden] = gate_bias
-                self.rnn.bias_ih_l0[:hidden] = -gate_bias
-                self.rnn.bias_hh_l0[:2 * hidden] = 0.0
-        elif gate_bias and kind == "gru":
-            # The GRU's update gate z (rows H:2H) does both jobs, h = (1 - z) n + z h_prev: keep with
-            # z, write with 1 - z. b_z = gate_bias is the same start as the LSTM's.
-            with torch.no_grad():
-                self.rnn.bias_ih_l0[hidden:2 * hidden] = gate_bias
-                self.rnn.bias_hh_l0[hidden:2 * hidden] = 0.0
+        if gate_bias and kind in ("lstm", "gru"):
+            set_long_memory(self.rnn, gate_bias)
 
     def forward(self, x):
         out, _ = self.rnn(x)

@@ -27,6 +27,14 @@ rewritten after every run (``"complete": false`` until the last), so a long grid
 
     nice python experiments/ch06_adding_rnn.py --no-progress     # the committed results (~30 min, 1 core)
     python experiments/ch06_adding_rnn.py --quick --out /tmp/tiny.json       # seconds: the test's run
+
+A grid can be split over processes (``--lengths``, ``--seeds``) and the parts merged into one record:
+
+    python experiments/ch06_adding_rnn.py --merge part1.json part2.json --out merged.json
+
+The merged record keeps every run once (the first file that has it wins), in grid order, and the
+provenance of every part under ``provenance["parts"]``; the configurations must agree on everything
+but ``lengths`` and ``seeds``.
 """
 import argparse
 import functools
@@ -126,6 +134,31 @@ def provenance(argv, commit, seconds):
             "versions": prov.versions(np), "seconds": round(seconds, 1)}
 
 
+def merge(paths, argv):
+    """One record from the records in ``paths`` (see the module docstring)."""
+    parts = [json.loads(Path(f).read_text()) for f in paths]
+    free = ("lengths", "seeds")
+    cfg = {k: v for k, v in parts[0]["config"].items() if k not in free}
+    for f, part in zip(paths, parts):
+        other = {k: v for k, v in part["config"].items() if k not in free}
+        if other != cfg:
+            raise ValueError(f"{f}: its configuration differs from {paths[0]}'s: {other} != {cfg}")
+    runs = {}
+    for part in parts:
+        for r in part["results"]:
+            runs.setdefault((r["T"], r["lr"], r["seed"]), r)
+    cfg["lengths"] = sorted({T for T, _, _ in runs})
+    cfg["seeds"] = sorted({s for _, _, s in runs})
+    grid = [(T, lr, s) for T in cfg["lengths"] for lr in cfg["lrs"] for s in cfg["seeds"]]
+    merged = {k: v for k, v in parts[0].items() if k not in ("config", "results", "provenance", "complete")}
+    merged.update(config=cfg, results=[runs[key] for key in grid if key in runs],
+                  complete=all(key in runs for key in grid))
+    merged["provenance"] = dict(provenance(argv, prov.git_commit(__file__), sum(p["provenance"]["seconds"] for p in parts)),
+                                parts=[dict(p["provenance"], lengths=p["config"]["lengths"], seeds=p["config"]["seeds"],
+                                            runs=len(p["results"]), complete=p.get("complete", True)) for p in parts])
+    return merged
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -144,12 +177,18 @@ def parse_args(argv):
                    "options given explicitly still override it")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON file to write")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--merge", type=Path, nargs="+", metavar="JSON", help="merge these records into --out; no training")
     return p.parse_args(argv)
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    if args.merge:
+        out = merge(args.merge, argv)
+        args.out.write_text(json.dumps(out, indent=1) + "\n")
+        print(f"merged {len(out['results'])} runs (complete: {out['complete']}) into {args.out}")
+        return out
     base = QUICK if args.quick else DEFAULTS
     given = {a.split("=")[0][2:].replace("-", "_") for a in argv if a.startswith("--")}
     cfg = {k: getattr(args, k) if k in given else base[k] for k in DEFAULTS}

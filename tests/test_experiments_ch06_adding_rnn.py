@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "experiments"))
 import ch06_adding_rnn as exp  # noqa: E402
@@ -44,3 +46,21 @@ def test_training_on_short_sequences_beats_the_mean():
     cfg = dict(exp.DEFAULTS, steps=400, eval_every=200, val=200, test=500)
     rec = exp.train_one(10, 3e-3, 0, cfg, progress=False)
     assert rec["test_mse"] < 0.8 * rec["baseline_mse"]
+
+
+def test_parts_of_a_grid_merge_into_one_record(tmp_path):
+    paths = []
+    for name, extra in (("a", ["--seeds", "0", "1", "--lengths", "10"]), ("b", ["--seeds", "0", "1", "--lengths", "12"])):
+        paths.append(tmp_path / f"{name}.json")
+        exp.main(["--quick", *extra, "--no-progress", "--out", str(paths[-1])])
+    merged = exp.main(["--merge", *map(str, paths), "--out", str(tmp_path / "m.json")])
+    assert merged["complete"] and merged["config"]["lengths"] == [10, 12] and merged["config"]["seeds"] == [0, 1]
+    parts = [json.loads(p.read_text()) for p in paths]
+    assert merged["results"] == parts[0]["results"] + parts[1]["results"]
+    assert [p["lengths"] for p in merged["provenance"]["parts"]] == [[10], [12]]
+    assert "--merge" in merged["provenance"]["command"]
+    other = json.loads(paths[1].read_text())
+    other["config"]["hidden"] = 99  # another network: refused
+    paths[1].write_text(json.dumps(other))
+    with pytest.raises(ValueError, match="configuration differs"):
+        exp.merge(paths, [])

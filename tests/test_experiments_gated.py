@@ -96,3 +96,18 @@ def test_committed_results_cover_the_chapters_table():
     prov = result["provenance"]
     assert prov["command"].startswith("python ") and len(prov["git_commit"]) >= 40 and prov["date"]
     assert prov["machine"]["device"] == "cpu"
+
+
+def test_long_memory_reaches_every_layer(script):
+    torch = pytest.importorskip("torch")
+    H = 3
+    lstm, gru = torch.nn.LSTM(2, H, num_layers=2), torch.nn.GRU(2, H, num_layers=2)
+    script.set_long_memory(lstm, 4.0)
+    script.set_long_memory(gru, 4.0)
+    for layer in (0, 1):
+        b = (getattr(lstm, f"bias_ih_l{layer}") + getattr(lstm, f"bias_hh_l{layer}")).detach().numpy()
+        assert np.allclose(b[H:2 * H], 4.0) and np.allclose(b[:H], -4.0)
+        bz = (getattr(gru, f"bias_ih_l{layer}") + getattr(gru, f"bias_hh_l{layer}")).detach().numpy()[H:2 * H]
+        assert np.allclose(bz, 4.0)
+    with pytest.raises(ValueError, match="rnn"):
+        script.set_long_memory(torch.nn.RNN(2, H), 4.0)
