@@ -44,6 +44,23 @@ CLIP_OUTPUTS = ("returned norm (before clipping)", "grads['W_ih'] after the call
                 "grads['W_hh'] after the call (scaled in place)", "grads['b'] after the call (scaled in place)")
 
 
+def _clip_each_array(W_ih, W_hh, b, max_norm):
+    norms = [float(np.linalg.norm(a)) for a in (W_ih, W_hh, b)]
+    for a, n in zip((W_ih, W_hh, b), norms):
+        if n > max_norm:
+            a *= max_norm / (n + 1e-6)
+    return float(np.sqrt(sum(n * n for n in norms))), W_ih, W_hh, b
+
+
+def _norm_after(W_ih, W_hh, b, max_norm):
+    run_clip(optim.clip_grad_norm, W_ih, W_hh, b, max_norm)
+    return float(np.sqrt(sum(float(np.sum(a * a)) for a in (W_ih, W_hh, b)))), W_ih, W_hh, b
+
+
+CLIP_SLIPS = {"each array clipped by its own norm (not one global norm for all)": _clip_each_array,
+              "the norm returned after clipping, not before": _norm_after}
+
+
 def clip_grad_norm(clip_grad_norm):
     student = forbid_reference_calls(lambda *a: run_clip(clip_grad_norm, *a), "clip_grad_norm", ["rnnlib.optim"])
     reference = lambda *a: run_clip(optim.clip_grad_norm, *a)  # noqa: E731
@@ -51,7 +68,7 @@ def clip_grad_norm(clip_grad_norm):
                            (False, "clip_grad_norm (global norm below max_norm: nothing changes)")]:
         reraise_reference_calls(lambda: check_function(
             student, reference, _clip_inputs(clipped), name=label, output_names=CLIP_OUTPUTS, trials=3,
-            rtol=1e-5, atol=1e-12, allow_reference=True))
+            rtol=1e-5, atol=1e-12, allow_reference=True, slips=CLIP_SLIPS))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -61,6 +78,33 @@ def clip_grad_norm(clip_grad_norm):
 def rnn_backward_truncated_reference(dhs, x, h0, hs, W_ih, W_hh, k):
     """:func:`rnnlib.truncated.rnn_backward_truncated` with the cache spelled out as arguments."""
     return truncated.rnn_backward_truncated(dhs, (x, h0, hs, W_ih, W_hh), k)
+
+
+def _truncated_slip(*, cut=lambda t, k: t % k == 0, wrap=False):
+    """Truncated BPTT that cuts before the steps where ``cut(t, k)``, or takes hs[:, -1] as the state
+    entering step 0 (``wrap``)."""
+    def backward(dhs, x, h0, hs, W_ih, W_hh, k):
+        B, T, H = hs.shape
+        da, dh_next, dh0 = np.zeros_like(hs), np.zeros((B, H)), None
+        for t in reversed(range(T)):
+            da[:, t] = (dhs[:, t] + dh_next) * (1.0 - hs[:, t] ** 2)
+            dh_next = da[:, t] @ W_hh
+            if t == 0:
+                dh0 = dh_next
+            if cut(t, k):
+                dh_next = np.zeros((B, H))
+        h_prev = np.concatenate([(hs[:, -1] if wrap else h0)[:, None], hs[:, :-1]], axis=1)
+        db = da.sum(axis=(0, 1))
+        return (da @ W_ih, dh0, np.einsum("bth,btd->hd", da, x), np.einsum("bth,btk->hk", da, h_prev), db, db)
+    return backward
+
+
+TRUNCATED_SLIPS = {
+    "nothing cut (full BPTT)": _truncated_slip(cut=lambda t, k: False),
+    "the cuts one step early (before the steps where t % k == k - 1)": _truncated_slip(cut=lambda t, k: t % k == k - 1),
+    "the cuts one step late (before the steps where t % k == 1)": _truncated_slip(cut=lambda t, k: t % k == 1 % k),
+    "the state entering step 0 taken as hs[:, -1] instead of h0": _truncated_slip(wrap=True),
+}
 
 
 def _truncated_inputs(rng):
@@ -79,4 +123,4 @@ def rnn_backward_truncated(rnn_backward_truncated):
     reraise_reference_calls(lambda: check_function(
         student, rnn_backward_truncated_reference, _truncated_inputs, name="rnn_backward_truncated",
         output_names=("dx", "dh0", "dW_ih", "dW_hh", "db_ih", "db_hh"), trials=4, rtol=1e-7, atol=1e-10,
-        allow_reference=True))
+        allow_reference=True, slips=TRUNCATED_SLIPS))

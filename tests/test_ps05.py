@@ -104,3 +104,34 @@ def test_hidden_checks_catch_what_the_visible_tests_miss():
             messages.append(str(err))
             break
     assert messages and re.search(r"rnn_backward_truncated: output \w+: \d+ of \d+ values differ", messages[0])
+
+
+# ---- slips: each fails a visible test with a message that points at it, and the grader names it ----
+from visible_helpers import assert_slip_caught, fixed_grading_seeds  # noqa: E402,F401 (a fixture)
+
+GOOD = solution_answers("ps05")
+# (answer cell, text in the solution, slipped text, visible test, fragment of its message, grading check,
+#  fragment of its message)
+SLIPS = [
+    ("clip", "norm = float(np.sqrt(sum(np.sum(g * g) for g in grads.values())))\n    if norm > max_norm:\n"
+             "        for g in grads.values():\n            g *= max_norm / (norm + 1e-6)",
+     "norm = float(np.sqrt(sum(np.sum(g * g) for g in grads.values())))\n    for g in grads.values():\n"
+     "        n = float(np.linalg.norm(g))\n        if n > max_norm:\n            g *= max_norm / n",
+     "test-clip", "one GLOBAL norm over all the arrays", "clip_grad_norm", "each array clipped by its own norm"),
+    ("tbptt", "if t % k == 0:", "if t == 0 or t % k == k - 1:", "test-tbptt", "at the first step t of a chunk",
+     "rnn_backward_truncated", "the cuts one step early"),
+    ("tbptt", "h_prev = np.concatenate([h0[:, None], hs[:, :-1]], axis=1)",
+     "h_prev = np.concatenate([hs[:, -1:], hs[:, :-1]], axis=1)", "test-tbptt", "the state entering step 0 is h0",
+     "rnn_backward_truncated", r"hs\[:, -1\] instead of h0"),
+]
+
+
+@pytest.mark.parametrize("cell, old, new, test_id, visible, check, graded", SLIPS)
+def test_slip_fails_a_visible_test_and_the_grader_names_it(cell, old, new, test_id, visible, check, graded,
+                                                           fixed_grading_seeds):
+    assert GOOD[cell].count(old) == 1, old
+    slipped = GOOD[cell].replace(old, new)
+    assert_slip_caught("ps05", {cell: slipped}, test_id, visible)
+    namespace = run_answers(*{**GOOD, cell: slipped}.values())
+    with pytest.raises(GradingError, match=graded):
+        getattr(checks, check)(namespace[check])
