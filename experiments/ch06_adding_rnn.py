@@ -34,7 +34,8 @@ A grid can be split over processes (``--lengths``, ``--seeds``) and the parts me
 
 The merged record keeps every run once (the first file that has it wins), in grid order, and the
 provenance of every part under ``provenance["parts"]``; the configurations must agree on everything
-but ``lengths`` and ``seeds``.
+but ``lengths``, ``seeds`` and ``lrs``. ``complete`` says whether every (T, lr, seed) of the merged
+lists is there (parts may leave some learning rates out at some lengths).
 """
 import argparse
 import functools
@@ -137,7 +138,7 @@ def provenance(argv, commit, seconds):
 def merge(paths, argv):
     """One record from the records in ``paths`` (see the module docstring)."""
     parts = [json.loads(Path(f).read_text()) for f in paths]
-    free = ("lengths", "seeds")
+    free = ("lengths", "seeds", "lrs")
     cfg = {k: v for k, v in parts[0]["config"].items() if k not in free}
     for f, part in zip(paths, parts):
         other = {k: v for k, v in part["config"].items() if k not in free}
@@ -149,12 +150,13 @@ def merge(paths, argv):
             runs.setdefault((r["T"], r["lr"], r["seed"]), r)
     cfg["lengths"] = sorted({T for T, _, _ in runs})
     cfg["seeds"] = sorted({s for _, _, s in runs})
+    cfg["lrs"] = sorted({lr for _, lr, _ in runs})
     grid = [(T, lr, s) for T in cfg["lengths"] for lr in cfg["lrs"] for s in cfg["seeds"]]
     merged = {k: v for k, v in parts[0].items() if k not in ("config", "results", "provenance", "complete")}
     merged.update(config=cfg, results=[runs[key] for key in grid if key in runs],
                   complete=all(key in runs for key in grid))
     merged["provenance"] = dict(provenance(argv, prov.git_commit(__file__), sum(p["provenance"]["seconds"] for p in parts)),
-                                parts=[dict(p["provenance"], lengths=p["config"]["lengths"], seeds=p["config"]["seeds"],
+                                parts=[dict(p["provenance"], **{k: p["config"][k] for k in free},
                                             runs=len(p["results"]), complete=p.get("complete", True)) for p in parts])
     return merged
 
