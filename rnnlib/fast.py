@@ -12,7 +12,7 @@ import numpy as np
 
 from rnnlib._checks import check_same_dtype, check_shape
 from rnnlib.cells import sigmoid
-from rnnlib.sequence import check_sequence_input, initial_state
+from rnnlib.sequence import check_lstm_upstream, check_sequence_input, initial_state
 
 
 def swap_batch_time(a):
@@ -137,13 +137,8 @@ def lstm_backward(dhs, cache, dc_last=None):
     """
     x_and_one, hs, cs, tanh_cs, sig_gates, u, W_ih, W_hh = cache
     T, B, H = tanh_cs.shape
-    dhs = check_shape("dhs", dhs, (B, T, H))
-    check_same_dtype(dhs=dhs, x=x_and_one)
-    if dc_last is None:
-        dc = np.zeros((B, H), dtype=x_and_one.dtype)
-    else:
-        dc = check_shape("dc_last", dc_last, (B, H)).copy()
-        check_same_dtype(dc_last=dc, x=x_and_one)
+    dhs, dc = check_lstm_upstream(dhs, dc_last, B, T, H, x_and_one)
+    dc = dc.copy()  # updated in place below
     dhs = swap_batch_time(dhs)
     scale2 = lstm_gate_scale(H, x_and_one.dtype)[:, None] ** 2
     W_hh_scaled2 = W_hh * scale2  # W_hh * scale**2: dh_prev = (da / scale**2) @ W_hh_scaled2

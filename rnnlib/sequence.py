@@ -119,6 +119,18 @@ def lstm_cell_states(cache):
     return cache[1]
 
 
+def check_lstm_upstream(dhs, dc_last, B, T, H, x):
+    """Check the upstream gradients of an LSTM layer: ``dhs (B, T, H)`` and ``dc_last (B, H)`` or
+    None, both of the dtype of its input ``x``. Return them, ``dc_last`` as zeros if it is None."""
+    dhs = check_shape("dhs", dhs, (B, T, H))
+    check_same_dtype(dhs=dhs, x=x)
+    if dc_last is None:
+        return dhs, np.zeros((B, H), dtype=x.dtype)
+    dc_last = check_shape("dc_last", dc_last, (B, H))
+    check_same_dtype(dc_last=dc_last, x=x)
+    return dhs, dc_last
+
+
 def lstm_backward(dhs, cache, dc_last=None):
     """Backpropagation through time for :func:`lstm_forward`.
 
@@ -128,13 +140,7 @@ def lstm_backward(dhs, cache, dc_last=None):
     """
     x, cs, step_caches, W_ih, W_hh = cache
     B, T, H = cs.shape
-    dhs = check_shape("dhs", dhs, (B, T, H))
-    check_same_dtype(dhs=dhs, x=x)
-    if dc_last is None:
-        dc = np.zeros((B, H), dtype=x.dtype)
-    else:
-        dc = check_shape("dc_last", dc_last, (B, H))
-        check_same_dtype(dc_last=dc, x=x)
+    dhs, dc = check_lstm_upstream(dhs, dc_last, B, T, H, x)
     dx = np.zeros_like(x)
     dW_ih, dW_hh = np.zeros_like(W_ih), np.zeros_like(W_hh)
     db = np.zeros(W_hh.shape[0], dtype=x.dtype)
