@@ -25,6 +25,7 @@ object passed around).
 import ast
 import importlib.util
 import pathlib
+import re
 
 # What counts as the reference: "module": (names...). A class counts with all its methods.
 # rnnlib.gradcheck is a utility (ps03 grades numerical_gradient through its probe; ps03's sandbox
@@ -62,8 +63,9 @@ ALLOWED = {
              "rnnlib.torch.torch_io.to_torch"),
     "ps09": (),
     # ps10 (chapter 11, attention): data and utilities only, never rnnlib.attention (graded there).
-    # Add here the rnnlib.data functions the ps10 notebook's given code uses.
-    "ps10": ("rnnlib.gradcheck.rel_error", "rnnlib.gradcheck.numerical_gradient"),
+    # Add here the rnnlib.data functions the ps10 notebook's given code uses (tests/test_allowlist.py
+    # checks the notebook against this list).
+    "ps10": ("rnnlib.gradcheck.rel_error",),
 }
 
 # Definitions a set gets in a different form. ps03 grades numerical_gradient (the two-point central
@@ -310,6 +312,19 @@ def closure(entries, substitutes=None):
 # ------------------------------------------------------------------------------------------------
 # Writing the restricted package
 
+# The message of a reference name that is not there (the restricted package's NotAvailable error);
+# checks.grading turns it back into its usual "calls the rnnlib reference" message.
+REFERENCE_MESSAGE = ("{module}.{name} is the rnnlib reference, which is not available while {assignment} is "
+                     "graded: an answer that calls the rnnlib reference scores 0; write it yourself")
+_REFERENCE_PATTERN = re.compile(r"\brnnlib\.[\w.]*?\.?(\w+) is the rnnlib reference, which is not available")
+
+
+def reference_in_message(text):
+    """The reference name a restricted package's ``NotAvailable`` message is about, or ``None``."""
+    match = _REFERENCE_PATTERN.search(str(text))
+    return match.group(1) if match else None
+
+
 RESTRICTED_HELPER = '''"""Messages for what this restricted rnnlib leaves out (see checks.allowlist on the grading side)."""
 
 
@@ -320,9 +335,7 @@ class NotAvailable(ImportError):
 def missing(module, name, assignment, reference, available):
     """The error for ``module.name``: ``NotAvailable`` for a name of the real module, else AttributeError."""
     if name in reference:
-        return NotAvailable(
-            f"{module}.{name} is the rnnlib reference, which is not available while {assignment} is "
-            f"graded: an answer that calls the rnnlib reference scores 0; write it yourself")
+        return NotAvailable(REFERENCE_MESSAGE.format(module=module, name=name, assignment=assignment))
     if name in available:
         return NotAvailable(f"{module}.{name} is not available while {assignment} is graded (this problem "
                             f"set provides only what its notebook imports from rnnlib)")
@@ -399,5 +412,5 @@ def build_student_rnnlib(assignment, dest):
         target.parent.mkdir(parents=True, exist_ok=True)
         module = modules.get(name) or _load(name)
         target.write_text(_module_text(module, assignment, defs, imports, REFERENCE) + "\n")
-    (root / "_restricted.py").write_text(RESTRICTED_HELPER)
+    (root / "_restricted.py").write_text(RESTRICTED_HELPER + f"\n\nREFERENCE_MESSAGE = {REFERENCE_MESSAGE!r}\n")
     return dest

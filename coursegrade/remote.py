@@ -119,7 +119,10 @@ def __coursegrade_rpc(user_ns, request):
     try:
         if op == "get":
             if req["name"] not in user_ns:
-                return json.dumps({"status": "missing"})
+                # why, when a cell stopped at the restricted rnnlib (only ever used in a message)
+                last = getattr(__import__("sys"), "last_value", None)
+                hint = str(last)[:1000] if type(last).__name__ == "NotAvailable" else ""
+                return json.dumps({"status": "missing", "hint": hint})
             value = user_ns[req["name"]]
             return json.dumps({"status": "ok", "value": enc(value)})
         target = handles[req["handle"]]
@@ -281,6 +284,9 @@ def run_hidden_block(source, client, filename="<hidden tests>"):
     for name in free_names(source):
         reply = client.request({"op": "get", "name": name})
         if reply.get("status") == "missing":
+            hint = reply.get("hint")
+            if hint and isinstance(hint, str):
+                raise NameError(f"name {name!r} is not defined (an earlier cell stopped: {hint[:1000]})")
             continue  # the block raises NameError, as it would in the kernel
         namespace[name] = decode(reply["value"], client)
     exec(compile(source, filename, "exec"), namespace)

@@ -235,8 +235,7 @@ def test_solutions_keep_full_marks_with_the_restricted_rnnlib(tmp_path):
 def test_ps01_switching_the_detector_off_does_not_help(attack, tmp_path):
     scores = grade_in_restricted_kernel("ps01", {"step": PS01_ATTACKS[attack]}, tmp_path)
     assert scores["test-step"][0] == 0 and scores["test-forward"][0] == 0, scores
-    assert "calls the rnnlib reference scores 0" in scores["test-step"][2] + scores["test-forward"][2] or \
-        "rnn_step" in scores["test-step"][2], scores
+    assert "calls the rnnlib reference" in scores["test-step"][2], scores
     others = {k: scores[k] for k in ("test-hand-t0", "test-hand-t1", "test-split")}
     assert all(v[0] == v[1] for v in others.values()), others
 
@@ -251,8 +250,8 @@ def test_calling_the_graded_reference_scores_0(assignment, attacks, tmp_path):
     expected = {"ps03": {"test-numgrad", "test-step", "test-seq"}, "ps04": {"test-adam", "test-epoch", "test-scale"},
                 "ps05": {"test-clip", "test-tbptt"}}[assignment]
     assert lost == expected, scores
-    for gid in expected - {"test-numgrad"}:  # imported in the answer cell: the name is never defined
-        assert "the rnnlib reference" in scores[gid][2] or "is not defined" in scores[gid][2], (gid, scores[gid])
+    for gid in expected - {"test-numgrad"}:
+        assert "calls the rnnlib reference" in scores[gid][2], (gid, scores[gid])
     if assignment == "ps03":
         assert "values differ" in scores["test-numgrad"][2], scores["test-numgrad"]
 
