@@ -20,6 +20,7 @@ and machine; a run over some modules keeps the entries of the others.
 """
 import argparse
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -77,20 +78,27 @@ def prepare(workdir, module, tests):
         "pytest_add_cli_args =\n    -p\n    no:cacheprovider\n    -q\n")
 
 
-def run_module(module, tests, max_children, mutants=()):
-    """Mutation-test one module (only the mutants matching the globs ``mutants``, if given); return its
-    entry for the record."""
+def source_sha256(module):
+    return hashlib.sha256((ROOT / "rnnlib" / f"{module}.py").read_bytes()).hexdigest()
+
+
+def run_module(module, tests, max_children, mutants=(), previous=None):
+    """Mutation-test one module; return its entry for the record.
+
+    ``mutants``: globs of mutant names to run (default: all). ``previous``: the module's entry of an
+    earlier run on the same source: then only its mutants that were not killed are run again (after
+    new tests), and the entry is updated."""
     workdir = Path(tempfile.mkdtemp(prefix=f"rnnlib-mutation-{module}-"))
+    if previous is not None:
+        mutants = [e["name"] for e in previous["not_killed"]]
     try:
         prepare(workdir, module, tests)
         start = time.perf_counter()
         run = mutmut(workdir, "run", "--max-children", str(max_children), *mutants)
         seconds = time.perf_counter() - start
         meta = json.loads((workdir / "mutants" / "rnnlib" / f"{module}.py.meta").read_text())
-        statuses = {}
         from mutmut.stats import status_by_exit_code
-        for name, code in meta["exit_code_by_key"].items():
-            statuses[name] = status_by_exit_code[code]
+        statuses = {name: status_by_exit_code[code] for name, code in meta["exit_code_by_key"].items()}
         not_checked = [name for name, status in statuses.items() if status == "not checked"]
         if not mutants and not_checked:
             raise RuntimeError(f"mutmut left {len(not_checked)} mutants of {module} unchecked: {not_checked[:5]}")
@@ -106,14 +114,19 @@ def run_module(module, tests, max_children, mutants=()):
                 entry["equivalent"] = EQUIVALENT[name]
             not_killed.append(entry)
         counts = {s: sum(1 for v in statuses.values() if v == s) for s in sorted(set(statuses.values()))}
+        n_mutants, killed = len(statuses), counts.get("killed", 0)
+        if previous is not None:  # the mutants killed before are still killed: the tests only grew
+            n_mutants, killed = previous["mutants"], previous["killed"] + killed
+            seconds += previous["seconds"]
         equivalent = sum(1 for e in not_killed if "equivalent" in e)
-        mutants = len(statuses)
-        killed = counts.get("killed", 0)
-        return {"mutants": mutants, "killed": killed, "survived": counts.get("survived", 0),
+        return {"mutants": n_mutants, "killed": killed, "survived": counts.get("survived", 0),
                 "timeout": counts.get("timeout", 0), "equivalent": equivalent, "other": {
                     s: n for s, n in counts.items() if s not in ("killed", "survived", "timeout")},
-                "killed_of_non_equivalent": round(killed / max(1, mutants - equivalent), 4),
-                "seconds": round(seconds, 1), "tests": tests, "not_killed": not_killed,
+                "killed_of_non_equivalent": round(killed / max(1, n_mutants - equivalent), 4),
+                "seconds": round(seconds, 1), "tests": tests,
+                "commit": git("rev-parse", "HEAD"), "source_sha256": source_sha256(module),
+                "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "rechecked": previous is not None, "not_killed": not_killed,
                 "mutmut_output_tail": re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", run.stdout)[-400:]}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -126,6 +139,9 @@ def main():
     parser.add_argument("--tests", default=None, help="comma-separated test files (default: TESTS that exist)")
     parser.add_argument("--max-children", type=int, default=1, help="mutants tested at once (default 1: one CPU)")
     parser.add_argument("--mutants", default="", help="comma-separated globs of mutant names (default: all)")
+    parser.add_argument("--recheck", action="store_true",
+                        help="run again only the mutants the record lists as not killed (after new tests), "
+                             "for modules whose source has not changed since")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "mutation.json"))
     args = parser.parse_args()
     modules = [m for m in args.modules.split(",") if (ROOT / "rnnlib" / f"{m}.py").exists()]
@@ -135,8 +151,12 @@ def main():
     import mutmut as mutmut_package
     for module in modules:
         print(f"mutation testing rnnlib/{module}.py ...", flush=True)
+        previous = record["modules"].get(module) if args.recheck else None
+        if previous is not None and previous.get("source_sha256") != source_sha256(module):
+            print(f"  rnnlib/{module}.py changed since its entry: all its mutants are run", flush=True)
+            previous = None
         record["modules"][module] = run_module(module, tests, args.max_children,
-                                               [m for m in args.mutants.split(",") if m])
+                                               [m for m in args.mutants.split(",") if m], previous)
         entry = record["modules"][module]
         print(f"  {entry['mutants']} mutants, {entry['killed']} killed, {entry['survived']} survived "
               f"({entry['equivalent']} equivalent), {entry['timeout']} timed out, {entry['seconds']} s", flush=True)
