@@ -15,7 +15,7 @@ Dropout never touches the recurrent connection ``h_{t-1} -> h_t`` here (``nn.LST
 
 Reported for each: held-out and training bits per character over training, and at the end.
 
-Run (about 8 minutes on one quiet CPU core with the defaults)::
+Run (14 minutes with the defaults, one thread, on a busy two-core machine)::
 
     nice python experiments/char_lm_regularisation.py   # -> experiments/results/char_lm_regularisation.json
     python experiments/char_lm_regularisation.py --tiny --out /tmp/r.json   # seconds: the test's config

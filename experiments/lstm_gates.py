@@ -11,7 +11,7 @@ checked against ``nn.LSTM``'s.
 Writes JSON (default ``experiments/results/lstm_gates.json``) with the configuration, the training
 curve, the test accuracy, the recorded sequences and the provenance (command, commit, date, machine).
 
-    nice python experiments/lstm_gates.py                          # the committed record (about a minute)
+    nice python experiments/lstm_gates.py                          # the committed record (half a minute)
     python experiments/lstm_gates.py --T 20 --steps 3 --out /tmp/g.json   # a smoke test
 """
 import argparse
