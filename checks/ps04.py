@@ -216,3 +216,124 @@ def scale_splits(scale_splits):
         student, scale_splits_reference, _split_inputs, name="scale_splits",
         output_names=("X_train scaled", "X_val scaled", "X_test scaled", "mean", "std"),
         trials=4, rtol=1e-7, atol=1e-9, allow_reference=True))
+
+
+# ----------------------------------------------------------------------------------------------
+# 4. The student's own RNN on Seattle's weather
+
+
+def own_rnn(rnn_forward, rnn_backward):
+    """The student's ps02 forward and ps03 backward, pasted into ps04, graded by the same checks."""
+    from checks import ps02, ps03
+
+    ps02.rnn_forward(rnn_forward)
+    ps03.rnn_backward(rnn_backward)
+
+
+WEATHER_PARAMS = ("W_ih", "W_hh", "b_ih", "b_hh", "W_out", "b_out")
+
+
+def _weather_step_inputs(rng):
+    B, D, H = int(rng.integers(1, 7)), int(rng.integers(1, 5)), int(rng.integers(1, 6))
+    return [("W_ih", rng.standard_normal((H, D)) * 0.5), ("W_hh", rng.standard_normal((H, H)) * 0.5),
+            ("b_ih", rng.standard_normal(H) * 0.1), ("b_hh", rng.standard_normal(H) * 0.1),
+            ("W_out", rng.standard_normal((1, H))), ("b_out", rng.standard_normal(1)),
+            ("X", rng.standard_normal((B, int(rng.integers(1, 5)), D))), ("y", rng.standard_normal((B, 1)))]
+
+
+def _as_outputs(step_fn):
+    """``step_fn(params, (X, y))`` called on positional arrays, returning ``(loss, *grads in WEATHER_PARAMS order)``."""
+    def run(*arrays):
+        params = dict(zip(WEATHER_PARAMS, arrays[:6]))
+        out = step_fn(params, tuple(arrays[6:]))
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            raise GradingError("weather_step must return a pair (loss, grads)")
+        loss, grads = out
+        try:
+            return (loss, *(grads[k] for k in WEATHER_PARAMS))
+        except (KeyError, TypeError) as exc:
+            raise GradingError(f"weather_step's grads must be a dict with the keys {list(WEATHER_PARAMS)} "
+                               f"({type(exc).__name__}: {exc})") from None
+    return run
+
+
+def _weather_step_slip(last_state_only=True):
+    """The reference step with the gradient from above sent to every state (not only the last)."""
+    def step(params, batch):
+        from rnnlib import sequence
+
+        X, y = batch
+        hs, cache = sequence.rnn_forward(X, None, *(params[k] for k in WEATHER_PARAMS[:4]))
+        diff = hs[:, -1] @ params["W_out"].T + params["b_out"] - y
+        dpred = 2.0 * diff / diff.size
+        dhs = np.repeat((dpred @ params["W_out"])[:, None], hs.shape[1], axis=1)
+        _, _, dW_ih, dW_hh, db_ih, db_hh = sequence.rnn_backward(dhs, cache)
+        return float(np.mean(diff ** 2)), {"W_ih": dW_ih, "W_hh": dW_hh, "b_ih": db_ih, "b_hh": db_hh,
+                                           "W_out": dpred.T @ hs[:, -1], "b_out": dpred.sum(axis=0)}
+    return step
+
+
+def weather_step(weather_step):
+    from rnnlib import train
+
+    student = forbid_reference_calls(_as_outputs(weather_step), "weather_step", ["rnnlib.train"])
+    reraise_reference_calls(lambda: check_function(
+        student, _as_outputs(train.rnn_regression_step), _weather_step_inputs, name="weather_step",
+        output_names=("loss",) + tuple(f"grads[{k!r}]" for k in WEATHER_PARAMS), trials=3, allow_reference=True,
+        slips={"the loss's gradient sent to every state, not only the last": _as_outputs(_weather_step_slip())}))
+
+
+def _rmse(a, b):
+    return float(np.sqrt(np.mean((np.asarray(a, dtype=np.float64) - b) ** 2)))
+
+
+def beats_persistence(fit_and_predict):
+    """``fit_and_predict(X_train, y_train, X_val, seed=0)`` on the Seattle split of chapter 5 in other
+    units (temperatures ``a T + b`` with ``a``, ``b`` drawn now, precipitation and wind rescaled; a
+    pipeline that scales with training statistics gives the same forecasts, an answer that looks the
+    targets up does not): the validation RMSE must be below persistence's, and the same seed must give
+    the same forecasts."""
+    import secrets
+
+    from rnnlib import data
+
+    student = forbid_reference_calls(fit_and_predict, "fit_and_predict", ["rnnlib.train", "rnnlib.data"])
+    X, y, dates = data.seattle_windows()
+    train, val, _ = data.chronological_split(X, y, dates)
+    seed = secrets.randbits(32)
+    rng = np.random.default_rng(seed)
+    a, b = rng.uniform(1.5, 2.0), rng.uniform(20.0, 40.0)
+    scale = np.array([a, a, rng.uniform(0.5, 2.0), rng.uniform(0.5, 2.0)])
+    shift = np.array([b, b, 0.0, 0.0])
+    X_train, X_val = train.X * scale + shift, val.X * scale + shift
+    y_train, y_val = train.y * a + b, val.y * a + b
+    call = f"fit_and_predict(X_train {X_train.shape}, y_train {y_train.shape}, X_val {X_val.shape}, seed=0) [units seed {seed}]"
+
+    def run():
+        try:
+            out = student(X_train.copy(), y_train.copy(), X_val.copy(), 0)
+        except GradingError:
+            raise
+        except NotImplementedError:
+            raise GradingError("fit_and_predict is not implemented yet (it raised NotImplementedError)") from None
+        except Exception as exc:  # noqa: BLE001 (the student's error, reported as a message)
+            raise GradingError(f"{call} raised {type(exc).__name__}: {exc}") from None
+        try:
+            out = np.asarray(out, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise GradingError(f"{call}: the forecasts could not be read as an array of numbers") from None
+        if out.shape != y_val.shape:
+            raise GradingError(f"{call}: expected forecasts of shape {y_val.shape}, got {out.shape}")
+        if not np.all(np.isfinite(out)):
+            raise GradingError(f"{call}: the forecasts contain nan or inf")
+        return out
+
+    forecast = reraise_reference_calls(run)
+    mine, persistence = _rmse(forecast, y_val) / a, _rmse(X_val[:, -1, :1], y_val) / a
+    if not mine < persistence:
+        raise GradingError(f"{call}: validation RMSE {mine:.3f} °C, persistence {persistence:.3f} °C (in °C): the "
+                           f"forecasts must beat persistence. Do you scale inputs and targets with the training "
+                           f"statistics (whatever the units), and undo the targets' scaling?")
+    if not np.allclose(reraise_reference_calls(run), forecast, rtol=1e-9, atol=1e-9):
+        raise GradingError(f"{call}: a second call with the same seed gave other forecasts: draw every random "
+                           f"number from np.random.default_rng(seed)")

@@ -39,14 +39,19 @@ def test_partial_credit_and_messages(tmp_path):
 
     wrong = cells["wrong"]
     assert wrong["test-adam"][0] == 0 and wrong["test-epoch"][0] == 0 and wrong["test-scale"][0] == 3
-    assert totals["wrong"] == 3
+    # Part 4 trains with the student's own pieces: right RNN and step, but this Adam and this epoch do not beat
+    # persistence (3.00 against 2.96 °C).
+    assert wrong["test-own-rnn"][0] == 1 and wrong["test-weather-step"][0] == 2 and wrong["test-weather"][0] == 0
+    assert "must beat persistence" in wrong["test-weather"][2]
+    assert totals["wrong"] == 3 + 1 + 2
     # Hidden checks run first, so these are their messages: which output, how far off, on what input.
     assert "Adam (several steps): output params['W'] after the steps" in wrong["test-adam"][2]
     assert "largest error" in wrong["test-adam"][2] and "grads_W (" in wrong["test-adam"][2]
     assert "train_epoch" in wrong["test-epoch"][2] and "largest error" in wrong["test-epoch"][2]
 
     copier = cells["copier"]
-    assert copier["test-adam"][0] == 0 and totals["copier"] == 10 - 4
+    # the reference Adam also trains part 4's forecaster: that part scores 0 too
+    assert copier["test-adam"][0] == 0 and copier["test-weather"][0] == 0 and totals["copier"] == 16 - 4 - 3
     assert "Adam calls the rnnlib reference" in copier["test-adam"][2]
 
     html = feedback_html(course, "wrong", "ps04")
@@ -120,3 +125,54 @@ def test_hidden_checks_catch_what_the_visible_tests_miss():
 
     with pytest.raises(GradingError, match=r"scale_splits: output"):
         checks.scale_splits(scale_per_step)
+
+
+# ---- slips: each fails a visible test with a message that points at it, and the grader names it ----
+import pytest  # noqa: E402
+
+from checks import ps04 as checks  # noqa: E402
+from checks.grading import GradingError  # noqa: E402
+from nbgrader_helpers import run_answers  # noqa: E402
+from visible_helpers import assert_slip_caught, fixed_grading_seeds  # noqa: E402,F401 (a fixture)
+
+GOOD = solution_answers("ps04")
+# (answer cell, text in the solution, slipped text, visible test, fragment of its message, grading check,
+#  fragment of its message)
+SLIPS = [
+    ("scale", "std = X_train.std(axis=axes)", "std = X_train.std(axis=axes, ddof=1)", "test-scale",
+     "population std (ddof=0)", None, None),
+    ("own-rnn", "h_prev = hs[:, t - 1] if t > 0 else h0", "h_prev = hs[:, t - 1]", "test-own-rnn",
+     "rnn_backward: dW_hh differs from central differences", "own_rnn", "instead of h0"),
+    ("weather-step", "dhs[:, -1] = dpred @ params[\"W_out\"]", "dhs[:] = (dpred @ params[\"W_out\"])[:, None]",
+     "test-weather-step", "only the last state gets a gradient from above", "weather_step",
+     "sent to every state, not only the last"),
+    ("weather-fit", "* y_std + y_mean", "", "test-weather", "check the scaling of inputs AND targets",
+     "beats_persistence", "undo the targets' scaling"),
+    ("weather-fit", "rng = np.random.default_rng(seed)", "rng = np.random.default_rng()", "test-weather",
+     "the same seed must give the same forecasts", None, None),
+]
+
+
+@pytest.mark.parametrize("cell, old, new, test_id, visible, check, graded", SLIPS)
+def test_slip_fails_a_visible_test_and_the_grader_names_it(cell, old, new, test_id, visible, check, graded,
+                                                           fixed_grading_seeds):
+    assert GOOD[cell].count(old) == 1, old
+    slipped = GOOD[cell].replace(old, new)
+    assert_slip_caught("ps04", {cell: slipped}, test_id, visible)
+    if check:
+        namespace = run_answers(*{**GOOD, cell: slipped}.values())
+        functions = {"own_rnn": ("rnn_forward", "rnn_backward"), "weather_step": ("weather_step",),
+                     "beats_persistence": ("fit_and_predict",)}[check]
+        with pytest.raises(GradingError, match=graded):
+            getattr(checks, check)(*(namespace[f] for f in functions))
+
+
+def test_part_4_passes_in_any_units_and_fast():
+    """The solution beats persistence on the grader's re-scaled data (units drawn at random each time)."""
+    import time
+
+    namespace = run_answers(*GOOD.values())
+    start = time.perf_counter()
+    for _ in range(2):
+        checks.beats_persistence(namespace["fit_and_predict"])
+    assert time.perf_counter() - start < 20  # two checks (four trainings), well inside a grading cell's minute
