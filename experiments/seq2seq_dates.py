@@ -14,7 +14,7 @@ output: greedy decoding by number of dates and by source length, teacher-forced 
 token accuracy (exposure bias), greedy against beam search on a subset, and, for the attention
 model, the attention weights of a few examples (the alignment heatmap).
 
-Run (about 12 minutes of one CPU core with the defaults)::
+Run (about 20 minutes on two shared CPU cores with the defaults)::
 
     nice python experiments/seq2seq_dates.py          # -> experiments/results/seq2seq_dates.json
     python experiments/seq2seq_dates.py --tiny --out /tmp/s.json   # seconds: the test's config
@@ -185,6 +185,16 @@ def accuracy_table(outputs, pairs, key):
     return {str(k): {"accuracy": 100.0 * float(np.mean(v)), "n": len(v)} for k, v in sorted(groups.items())}
 
 
+def date_position_accuracy(outputs, pairs):
+    """For each number of dates n: the accuracy (%) of the 1st, 2nd, ... date of the output (the
+    k-th ISO date of the output equal to the k-th of the target)."""
+    right = {}
+    for out, (src, tgt) in zip(outputs, pairs):
+        got, want = out.split(" "), tgt.split(" ")
+        right.setdefault(str(len(want)), []).append([k < len(got) and got[k] == w for k, w in enumerate(want)])
+    return {n: (100.0 * np.mean(rows, axis=0)).tolist() for n, rows in sorted(right.items())}
+
+
 def n_dates(src):
     return src.count(SEPARATOR) + 1
 
@@ -231,7 +241,7 @@ def alignments(model, pairs):
     return result
 
 
-FULL = dict(n_train=30000, n_test=600, max_dates=3, d_emb=32, hidden=64, d_attn=32, steps=1600,
+FULL = dict(n_train=30000, n_test=600, max_dates=3, d_emb=32, hidden=64, d_attn=32, steps=2400,
             batch_size=64, lr=3e-3, clip=1.0, seed=0, data_seed=2015, n_beam=150, beam_size=5, n_align=3)
 TINY = dict(n_train=300, n_test=40, max_dates=2, d_emb=8, hidden=16, d_attn=8, steps=20,
             batch_size=16, lr=3e-3, clip=1.0, seed=0, data_seed=2015, n_beam=6, beam_size=3, n_align=2)
@@ -264,6 +274,7 @@ def run(config, progress=True):
                 "accuracy": 100.0 * float(np.mean([o == t for o, (_, t) in zip(outputs, test)])),
                 "by_dates": accuracy_table(outputs, test, n_dates),
                 "by_length": accuracy_table(outputs, test, length_bin),
+                "by_date_position": date_position_accuracy(outputs, test),
                 "token_accuracy_teacher_forced": 100.0 * tf_acc,
                 "token_accuracy_free_running": 100.0 * token_accuracy(outputs, test),
                 "beam": beam_vs_greedy(model, test[:config["n_beam"]], config["beam_size"]),

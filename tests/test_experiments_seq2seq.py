@@ -22,6 +22,8 @@ def test_tiny_run_writes_results_with_provenance(tmp_path):
         assert sum(v["n"] for v in r["by_dates"].values()) == result["data"]["n_test"] == sd.TINY["n_test"]
         assert sum(v["n"] for v in r["by_length"].values()) == sd.TINY["n_test"]
         assert 0 <= r["beam"]["greedy_accuracy"] <= 100 and r["beam"]["n"] == sd.TINY["n_beam"]
+        assert set(r["by_date_position"]) == set(r["by_dates"])
+        assert all(len(v) == int(n) for n, v in r["by_date_position"].items())
     align = result["models"]["attention"]["alignments"]
     assert len(align) == sd.TINY["n_align"]
     for a in align:  # a row of weights per output character and the end (if reached); rows sum to 1
@@ -56,6 +58,12 @@ def test_encode_and_decode_round_trip():
     assert tgt_in[0, 0] == seq2seq.SOS and tgt_out[0, 10] == seq2seq.EOS and tgt_out[0, 11:].eq(0).all()
     assert torch.equal(tgt_in[:, 1:11], tgt_out[:, :10])  # the decoder input is the target shifted right
     assert [sd.decode_target(t) for t in tgt_out] == [t for _, t in pairs]
+
+
+def test_date_position_accuracy():
+    pairs = [("a", "1996-03-05 2001-01-01"), ("b", "1996-03-05 2001-01-01"), ("c", "2000-01-01")]
+    outputs = ["1996-03-05 2001-01-02", "1996-03-05", "2000-01-01 2000-01-01"]
+    assert sd.date_position_accuracy(outputs, pairs) == {"1": [100.0], "2": [100.0, 0.0]}
 
 
 def test_no_test_source_is_in_the_training_set():
