@@ -4,6 +4,8 @@ Student code runs sandboxed (see docs/grading.md, "Grading a class"): the autogr
 notebooks with ``coursegrade.execute.SandboxedExecute`` in the ``rnn-sandbox`` kernel (bubblewrap: no
 network, resource limits, no view of the course), and refuses to run if the sandbox is unavailable
 (``COURSEGRADE_UNSAFE=1`` overrides, loudly). ``python -m coursegrade ASSIGNMENT`` grades a class.
+Only autograde uses the sandbox: ``nbgrader validate`` (and JupyterLab's Validate button) runs a
+student's notebook in the ordinary ``python3`` kernel, so it works without the sandbox installed.
 """
 import os
 import sys
@@ -29,11 +31,14 @@ c.Autograde.autograde_preprocessors = [
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
+    "coursegrade.feedback.SanitizeFeedback",
     "nbgrader.preprocessors.SaveAutoGrades",
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
-c.Execute.kernel_name = "rnn-sandbox"  # the sandbox's kernel spec (python -m coursegrade --install-kernel)
+# The sandbox's kernel spec (python -m coursegrade --install-kernel) for autograde only; validate keeps
+# nbgrader's default kernel (a student's own Python).
+c.SandboxedExecute.kernel_name = "rnn-sandbox"
 c.Execute.timeout = 60                 # seconds per cell
 c.Execute.interrupt_on_timeout = True
 c.SandboxedExecute.notebook_timeout = 300  # seconds per notebook (and the CPU-time limit)
@@ -45,9 +50,19 @@ c.LimitOutput.max_lines = 1000
 # A deleted test cell is put back (and graded), with a note saying so.
 c.OverwriteCells.add_missing_cells = True
 
-# Feedback must not reveal hidden tests: strip them from the feedback notebook.
+# Feedback must not reveal hidden tests: strip them from the feedback notebook. Markdown and HTML a
+# student wrote or printed is sanitised (no scripts, no event handlers, no javascript: links).
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "nbgrader.preprocessors.ClearHiddenTests",
+    "coursegrade.feedback.SanitizeFeedback",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
+
+# Plain `nbgrader autograde` refuses a submission folder holding links, FIFOs or devices before it
+# copies or reads anything there (coursegrade/guard.py); the run goes on with the next student.
+try:
+    from coursegrade.guard import guard_autograde
+    guard_autograde()
+except ImportError:  # a student's copy of the course without nbgrader's converters: nothing to guard
+    pass

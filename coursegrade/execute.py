@@ -5,8 +5,17 @@
 
 * refuses to run anything unless the sandbox works (``coursegrade.sandbox.preflight``), unless told
   ``COURSEGRADE_UNSAFE=1`` (``--unsafe``), which it announces loudly;
+* refuses a submission folder holding anything but plain files (:mod:`coursegrade.guard`);
 * starts the kernel from the ``rnn-sandbox`` spec over ``ipc`` sockets in a private folder, with the
-  resource limits of :class:`coursegrade.sandbox.Limits`;
+  resource limits of :class:`coursegrade.sandbox.Limits`, from a root-owned empty folder, in a scratch
+  folder of its own: a fresh folder per kernel holding copies of the assignment's data files (never
+  the notebook nbgrader wrote, which holds the hidden tests), deleted when the kernel ends; the
+  folder nbgrader reads back (``autograded/STUDENT/ASSIGNMENT``) is never in the sandbox;
+* gives the kernel the problem set's student library (:func:`student_library`) instead of rnnlib;
+* bounds every byte from the kernel: each message (ZeroMQ ``MAXMSGSIZE``; a larger one drops the
+  connection), the messages queued, the output kept per cell (streams, displays,
+  ``update_display_data``; comm/widget messages are dropped), and the RPC's answer (one value, at most
+  :data:`MAX_REPLY` bytes, parsed as JSON only);
 * gives every cell ``timeout`` seconds and the whole notebook ``notebook_timeout`` seconds (a cell
   that starts after the notebook's budget is spent is not run);
 * keeps at most ``max_output_bytes`` of output per cell (an output flood is cut, with a note);
@@ -18,28 +27,131 @@
 * runs the hidden-test block of each grade cell in the grader, not in the kernel (see
   :mod:`coursegrade.remote`), and only the visible asserts in the kernel.
 """
-import ast
 import copy
+import hashlib
 import json
 import os
 import re
 import shutil
+import stat
 import sys
 import tempfile
+import threading
 import time
 
 import nbformat
+import zmq
+import zmq.asyncio
 from jupyter_core.utils import run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbgrader.preprocessors import Execute
 from nbgrader import utils
 from traitlets import Bool, Integer, List, Unicode
 
-from . import remote, sandbox
+from . import guard, remote, sandbox
 
 HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS[ \t]*\n(.*?)^[ \t]*### END HIDDEN TESTS[ \t]*$\n?",
                     re.MULTILINE | re.DOTALL)
 _PREFLIGHT_OK = False
+MAX_REPLY = 4 << 20          # bytes of one RPC answer (its text/plain repr)
+MAX_MESSAGE = 12 << 20       # bytes of one ZeroMQ message part from the kernel
+QUEUED_MESSAGES = 16         # messages ZeroMQ may queue per socket before the grader reads them
+MAX_DATA_FILES = 64 << 20    # bytes of data files copied into the scratch folder
+_BASE_LOCK = threading.RLock()
+_BASE = {}
+
+
+def grader_base():
+    """This process's root-owned folder (0700) for scratch folders, ipc sockets and student libraries."""
+    with _BASE_LOCK:
+        if "dir" not in _BASE:
+            base = tempfile.mkdtemp(prefix="coursegrade-")
+            os.makedirs(os.path.join(base, "empty"), mode=0o555)
+            os.makedirs(os.path.join(base, "lib"), mode=0o755)
+            _BASE["dir"] = base
+            import atexit
+            atexit.register(shutil.rmtree, base, True)
+        return _BASE["dir"]
+
+
+def zmq_context():
+    """One ZeroMQ context per process whose sockets refuse large messages and queue few."""
+    with _BASE_LOCK:
+        if "zmq" not in _BASE:
+            ctx = zmq.asyncio.Context()
+            ctx.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE)
+            ctx.setsockopt(zmq.RCVHWM, QUEUED_MESSAGES)
+            _BASE["zmq"] = ctx
+        return _BASE["zmq"]
+
+
+def student_library(assignment):
+    """A read-only folder holding the ``rnnlib`` that ``assignment`` lets students call, built once per
+    process by ``checks.allowlist.build_student_rnnlib`` (root-owned, outside any student's reach)."""
+    with _BASE_LOCK:
+        key = ("lib", assignment)
+        if key not in _BASE:
+            dest = os.path.join(grader_base(), "lib", re.sub(r"[^A-Za-z0-9_.-]", "_", assignment) + "-" +
+                                hashlib.sha256(assignment.encode()).hexdigest()[:8])
+            shutil.rmtree(dest, ignore_errors=True)
+            os.makedirs(dest, mode=0o755)
+            try:
+                from checks.allowlist import build_student_rnnlib
+            except ImportError:
+                build_student_rnnlib = None
+            if build_student_rnnlib is not None:
+                build_student_rnnlib(assignment, __import__("pathlib").Path(dest))
+            else:  # no allow-list yet: the whole public package (the reference is then callable)
+                import rnnlib
+                shutil.copytree(os.path.dirname(os.path.abspath(rnnlib.__file__)), os.path.join(dest, "rnnlib"),
+                                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            for dirpath, dirnames, filenames in os.walk(dest):
+                os.chmod(dirpath, 0o755)
+                for f in filenames:
+                    os.chmod(os.path.join(dirpath, f), 0o644)
+            _BASE[key] = dest
+        return _BASE[key]
+
+
+def copy_data_files(src, dest, limit=MAX_DATA_FILES):
+    """Copy the regular files of ``src`` (not notebooks: nbgrader's copy holds the hidden tests) into
+    ``dest``; links and special files are skipped, never followed or opened."""
+    total = 0
+    if not src or not os.path.isdir(src):
+        return
+    for dirpath, dirnames, filenames in os.walk(src, followlinks=False):
+        rel = os.path.relpath(dirpath, src)
+        target = os.path.normpath(os.path.join(dest, rel))
+        os.makedirs(target, mode=0o755, exist_ok=True)
+        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            if name.endswith(".ipynb") or not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+                continue
+            total += st.st_size
+            if total > limit:
+                return
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            with os.fdopen(fd, "rb") as fin, open(os.path.join(target, name), "wb") as fout:
+                shutil.copyfileobj(fin, fout)
+
+
+def parse_reply(text, limit=MAX_REPLY):
+    """The RPC's answer: the ``repr`` of a JSON string (ASCII). Parsed in time and memory linear in its
+    size, which is capped; never evaluated as Python."""
+    if not isinstance(text, str) or len(text) > limit:
+        raise remote.RemoteError("your code returned more data than the grader accepts")
+    if len(text) < 2 or text[0] != text[-1] or text[0] not in "'\"" or not text.isascii():
+        raise remote.RemoteError("the grader got a malformed answer from your kernel")
+    try:
+        body = text[1:-1].encode("ascii").decode("unicode_escape")
+        reply = json.loads(body)
+    except (ValueError, UnicodeError, RecursionError):
+        raise remote.RemoteError("the grader got a malformed answer from your kernel") from None
+    if not isinstance(reply, dict):
+        raise remote.RemoteError("the grader got a malformed answer from your kernel")
+    return reply
 
 
 def split_hidden(source):
@@ -87,7 +199,8 @@ class SandboxedExecute(Execute):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._private_dirs = []
+        self._private_dirs, self._scratches = [], []
+        self.store_widget_state = False  # widget state would be student-controlled bytes in the notebook
 
     # ------------------------------------------------------------------ setup
 
@@ -104,18 +217,64 @@ class SandboxedExecute(Execute):
             self.kernel_name = "python3"
         km = super().create_kernel_manager()
         if not self.unsafe:
-            private = tempfile.mkdtemp(prefix="cg-", dir="/tmp")
+            private = tempfile.mkdtemp(prefix="cg-", dir=grader_base())
             self._private_dirs.append(private)
             km.transport = "ipc"
             km.ip = os.path.join(private, "k")
         return km
 
+    def _new_scratch(self):
+        """A fresh scratch folder for the next kernel: copies of the data files, nothing else."""
+        scratch = tempfile.mkdtemp(prefix="scratch-", dir=grader_base())
+        os.chmod(scratch, 0o755)
+        self._scratches.append(scratch)
+        copy_data_files(self.resources.get("metadata", {}).get("path"), scratch)
+        return scratch
+
+    def _remove_scratches(self):
+        for d in self._scratches:
+            shutil.rmtree(d, ignore_errors=True)  # never follows links
+        self._scratches = []
+
     async def async_start_new_kernel(self, **kwargs):
         if not self.unsafe:
-            kwargs["env"] = {**os.environ, sandbox.LIMITS_ENV: self.limits().to_env()}
+            assignment = (self.resources or {}).get("nbgrader", {}).get("assignment", "")
+            kwargs["cwd"] = os.path.join(grader_base(), "empty")  # the launcher starts in an empty, root-owned folder
+            kwargs["env"] = {**os.environ, sandbox.LIMITS_ENV: self.limits().to_env(),
+                             sandbox.SCRATCH_ENV: self._new_scratch(),
+                             sandbox.LIBRARY_ENV: student_library(assignment) if assignment else ""}
+            kwargs["env"].pop("PYTHONPATH", None)
         return await super().async_start_new_kernel(**kwargs)
 
     start_new_kernel = run_sync(async_start_new_kernel)  # nbclient binds the sync name to its own method
+
+    async def async_start_new_kernel_client(self):
+        if self.unsafe:
+            return await super().async_start_new_kernel_client()
+        from jupyter_core.utils import ensure_async
+        try:
+            self.kc = self.km.client(context=zmq_context())  # bounded messages and queues
+            await ensure_async(self.kc.start_channels())
+            await ensure_async(self.kc.wait_for_ready(timeout=self.startup_timeout))
+        except Exception as e:
+            self.log.error("Error occurred while starting new kernel client: %s", str(e)[:500])
+            await self._async_cleanup_kernel()
+            raise
+        self.kc.allow_stdin = False
+        return self.kc
+
+    start_new_kernel_client = run_sync(async_start_new_kernel_client)
+
+    def _check_submission(self, resources):
+        """Refuse (before any kernel starts) a submission folder with links, FIFOs, devices..."""
+        info = (resources or {}).get("nbgrader", {})
+        if not info.get("student") or not info.get("assignment"):
+            return
+        from nbgrader.coursedir import CourseDirectory
+        coursedir = CourseDirectory(config=self.config)
+        folder = guard.submitted_folder(coursedir, info["assignment"], info["student"])
+        if os.path.lexists(folder):
+            guard.check_tree(folder)
 
     def preprocess(self, nb, resources=None, km=None):
         global _PREFLIGHT_OK
@@ -131,6 +290,8 @@ class SandboxedExecute(Execute):
                 print(msg, file=sys.stderr)
                 raise SystemExit(msg)
             _PREFLIGHT_OK = True
+        if not self.unsafe:
+            self._check_submission(resources)
         self.timeout = min(self.timeout or self.notebook_timeout, self.notebook_timeout)
         self.error_on_timeout = {"ename": "CellTimeoutError",
                                  "evalue": f"this cell ran longer than the limit of {self.timeout} s per cell "
@@ -140,14 +301,17 @@ class SandboxedExecute(Execute):
         self._deadline = time.monotonic() + self.notebook_timeout
         self._executed, self._bad, self._restarts, self._gave_up = [], set(), 0, None
         self._out_bytes, self._rpc_active, self._broken, self._ask_exit = {}, False, None, False
+        self._rpc_bytes, self._rpc_result = 0, None
         try:
             return super().preprocess(nb, resources, km)
         finally:
             for d in self._private_dirs:
                 shutil.rmtree(d, ignore_errors=True)
-                if os.path.exists(d + ".uid"):
-                    os.remove(d + ".uid")
+                for suffix in (".uid", ".log"):
+                    if os.path.exists(d + suffix):
+                        os.remove(d + suffix)
             self._private_dirs = []
+            self._remove_scratches()
 
     # ---------------------------------------------------------------- limits
 
@@ -158,16 +322,42 @@ class SandboxedExecute(Execute):
             return max(1, int(remaining))
         return max(1, int(min(timeout, remaining)))
 
-    def output(self, outs, msg, display_id, cell_index):
-        if self._rpc_active:
-            if msg["msg_type"] == "execute_result":
-                return super().output(outs, msg, display_id, cell_index)
-            return None  # prints of the student's function while the grader calls it
+    def _count(self, cell_index, msg):
+        """Add a message's size to the cell's output budget; False once the budget is spent."""
         size = len(json.dumps(msg.get("content", {}), default=str))
         used = self._out_bytes.get(cell_index, 0)
         self._out_bytes[cell_index] = used + size
-        if used + size > self.max_output_bytes:
-            if used <= self.max_output_bytes:
+        return used + size <= self.max_output_bytes, used <= self.max_output_bytes
+
+    def process_message(self, msg, cell, cell_index):
+        msg_type = msg.get("msg_type", "")
+        if msg_type.startswith("comm"):
+            return None  # widgets and comms: not needed for grading, never stored
+        if msg_type == "update_display_data" or (
+                msg_type in ("display_data", "execute_result")
+                and (msg.get("content", {}).get("transient") or {}).get("display_id")):
+            if self._rpc_active:
+                return None
+            within, _ = self._count(cell_index, msg)
+            if not within:
+                return None  # an update past the cap is dropped (it would rewrite earlier outputs)
+            if msg_type == "update_display_data":
+                return super().process_message(msg, cell, cell_index)
+        return super().process_message(msg, cell, cell_index)
+
+    def output(self, outs, msg, display_id, cell_index):
+        if self._rpc_active:
+            size = len(json.dumps(msg.get("content", {}), default=str))
+            self._rpc_bytes += size
+            if msg["msg_type"] == "execute_result" and size <= 2 * MAX_REPLY + 4096:
+                self._rpc_result = msg  # only the last one is kept: the helper's answer comes last
+            elif msg["msg_type"] == "error" and not outs:
+                content = msg.get("content", {})
+                outs.append(error_output(str(content.get("ename", ""))[:100], str(content.get("evalue", ""))[:1000]))
+            return None  # prints of the student's function while the grader calls it
+        within, first_over = (True, True) if display_id else self._count(cell_index, msg)
+        if not within:
+            if first_over:
                 outs.append(nbformat.v4.new_output(
                     "stream", name="stdout",
                     text=f"\n... output cut: this cell printed more than {self.max_output_bytes} bytes ...\n"))
@@ -294,9 +484,16 @@ class SandboxedExecute(Execute):
     # --------------------------------------------------------------- kernels
 
     def on_cell_executed(self, **kwargs):
-        super().on_cell_executed(**kwargs)
         reply = kwargs.get("execute_reply") or {}
-        for payload in reply.get("content", {}).get("payload", []) or []:
+        content = reply.get("content", {})
+        if content.get("status") == "error":  # the kernel writes the reply: keep a bounded copy of its error
+            tb = content.get("traceback")
+            tb = [str(line)[:2000] for line in tb[:50]] if isinstance(tb, list) else []
+            content.update(ename=str(content.get("ename", ""))[:200], evalue=str(content.get("evalue", ""))[:2000],
+                           traceback=tb)
+        super().on_cell_executed(**kwargs)
+        payloads = reply.get("content", {}).get("payload", []) or []
+        for payload in payloads[:10] if isinstance(payloads, list) else []:
             if isinstance(payload, dict) and payload.get("source") == "ask_exit" and not payload.get("keepkernel"):
                 self._ask_exit = True
 
@@ -402,7 +599,7 @@ class SandboxedExecute(Execute):
         cell = nbformat.v4.new_code_cell(remote.kernel_code(req))
         if self._broken:
             raise remote.RemoteError(self._broken[1])
-        self._rpc_active = True
+        self._rpc_active, self._rpc_result, self._rpc_bytes = True, None, 0
         try:
             self._execute(cell, index, store_history=False)
         except (DeadKernelError, CellTimeoutError):
@@ -411,6 +608,7 @@ class SandboxedExecute(Execute):
             raise remote.RemoteError(self._broken[1]) from None
         finally:
             self._rpc_active = False
+        result, self._rpc_result = self._rpc_result, None
         if self._ask_exit:
             self._ask_exit = False
             self._broken = ("KernelDied", "your code called exit() when the grader called it")
@@ -421,21 +619,16 @@ class SandboxedExecute(Execute):
                     self._broken = ("CellTimeoutError", f"your code did not return within {self.timeout} s when "
                                                         "the grader called it")
                     raise remote.RemoteError(self._broken[1])
-                raise remote.RemoteError(f"the grader could not call your code: {out.ename}: {out.evalue}")
-        results = [o for o in cell.outputs if o.output_type == "execute_result"]
-        if not results:
+                raise remote.RemoteError(f"the grader could not call your code: {str(out.ename)[:100]}: "
+                                         f"{str(out.evalue)[:1000]}")
+        if result is None:
+            if self._rpc_bytes > MAX_REPLY:
+                raise remote.RemoteError("your code returned more data than the grader accepts")
             raise remote.RemoteError("the grader got no answer from your kernel")
-        text = results[-1].get("data", {}).get("text/plain", "")
-        if len(text) > remote.MAX_REPLY:
-            raise remote.RemoteError("your code returned more data than the grader accepts")
-        try:
-            reply = json.loads(ast.literal_eval(text))
-        except (ValueError, SyntaxError, TypeError):
-            raise remote.RemoteError("the grader got a malformed answer from your kernel") from None
-        if not isinstance(reply, dict):
-            raise remote.RemoteError("the grader got a malformed answer from your kernel")
+        data = result.get("content", {}).get("data", {})
+        reply = parse_reply(data.get("text/plain", "") if isinstance(data, dict) else "")
         if reply.get("status") == "error":
-            raise _student_exception(reply.get("ename", "Exception"), reply.get("evalue", ""))
+            raise _student_exception(str(reply.get("ename", "Exception"))[:100], str(reply.get("evalue", ""))[:2000])
         return reply
 
 

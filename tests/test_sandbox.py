@@ -12,27 +12,34 @@ import pytest
 
 from nbgrader_helpers import ROOT, course_copy, make_submission, nbgrader
 
-from coursegrade import sandbox
+from coursegrade import execute, sandbox
 
 pytestmark = pytest.mark.skipif(sandbox.bwrap_path() is None, reason="bubblewrap is not installed (make setup)")
 
 
-def run_in_sandbox(code, limits=None, timeout=120):
-    """Run Python ``code`` as the kernel would run: same binds, namespaces, uid and limits."""
+def run_in_sandbox(code, limits=None, timeout=120, cgroup=False):
+    """Run Python ``code`` as the kernel would run: same binds, namespaces, uid, student library and
+    limits (and, with ``cgroup``, the kernel's cgroup)."""
     limits = limits or sandbox.Limits()
     scratch = Path(tempfile.mkdtemp(prefix="cg-scratch-"))
     private = Path(tempfile.mkdtemp(prefix="cg-"))
     uid, lock = sandbox.take_uid() if os.geteuid() == 0 else (os.geteuid(), None)
+    group = sandbox.Cgroup(f"coursegrade-test-{os.getpid()}", limits.memory_bytes, limits.processes) if cgroup else None
     try:
         if os.geteuid() == 0:
             os.chown(scratch, uid, uid)
-        cmd = sandbox.sandbox_command([sys.executable, "-c", code], str(scratch), str(private), uid, limits)
+        cmd = sandbox.sandbox_command([sys.executable, "-c", code], str(scratch), str(private), uid, limits,
+                                      execute.student_library("ps01"))
         proc = subprocess.run(cmd, env=sandbox.sandbox_env(uid, limits), capture_output=True, text=True,
-                              timeout=timeout, preexec_fn=sandbox.set_limits(limits, limits.processes))
+                              timeout=timeout, preexec_fn=sandbox.set_limits(limits, limits.processes, group))
         # no killing here: only waiting (the pid namespace's SIGKILLs are delivered asynchronously)
         left = sandbox.wait_until_gone(uid, timeout=10) if os.geteuid() == 0 else []
+        if group is not None:
+            proc.oom_killed = group.oom_killed()
         return proc, left
     finally:
+        if group is not None:
+            group.remove()
         if lock is not None:
             os.close(lock)
         shutil.rmtree(scratch, ignore_errors=True)
@@ -60,6 +67,16 @@ report["limits"] = {{name: resource.getrlimit(getattr(resource, name))[0]
                     for name in ("RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_NPROC", "RLIMIT_FSIZE")}}
 import numpy, rnnlib
 report["imports"] = True
+report["rnnlib_from"] = rnnlib.__file__
+report["cwd"] = os.getcwd()
+hidden = []
+for name in ("checks", "coursegrade", "checks.grading"):
+    try:
+        __import__(name)
+        hidden.append(name)
+    except ImportError:
+        pass
+report["grading_side_importable"] = hidden
 with open("scratch.txt", "w") as f:
     f.write("ok")
 print(json.dumps(report))
@@ -72,7 +89,9 @@ def test_what_a_kernel_sees_and_may_do():
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["uid"] != 0 and not report["env_parent"]
-    assert report["course_files"] == ["rnnlib"] or set(report["course_files"]) <= {"rnnlib", ".venv"}
+    assert set(report["course_files"]) <= {".venv"}  # the venv is bound; the course root is not
+    assert report["rnnlib_from"].startswith(sandbox.LIBDIR + "/") and report["cwd"] == sandbox.WORKDIR
+    assert report["grading_side_importable"] == []
     assert not report["solutions_visible"] and not report["gradebook_visible"]
     assert not report["rnnlib_writable"] and not report["network"]
     assert report["limits"] == {"RLIMIT_CPU": 30, "RLIMIT_AS": 2 << 30, "RLIMIT_NPROC": 40, "RLIMIT_FSIZE": 8 << 20}
@@ -140,3 +159,77 @@ def test_grading_refuses_without_the_sandbox(tmp_path):
                              "--no-feedback"], cwd=course, env=env, capture_output=True, text=True, timeout=600)
     assert unsafe.returncode == 0, unsafe.stdout + unsafe.stderr
     assert "WARNING: --unsafe" in unsafe.stderr and marker.exists()
+
+
+PLANT = """import os
+open(os.environ.get("COURSEGRADE_MARKER", "/tmp/coursegrade-planted"), "a").write(__name__ + "\\n")
+"""
+
+
+@pytest.mark.parametrize("module", ["coursegrade/__init__.py", "coursegrade/sandbox.py", "json.py", "signal.py",
+                                    "subprocess.py", "fcntl.py", "dataclasses.py", "importlib/__init__.py"])
+def test_launcher_imports_nothing_from_its_working_folder(tmp_path, module):
+    """Finding 1: the kernel spec's launcher runs as root outside the sandbox; a module planted in the
+    folder it is started from (or on PYTHONPATH) must never be imported by it."""
+    from jupyter_client.kernelspec import KernelSpecManager
+    argv = KernelSpecManager().get_kernel_spec(sandbox.KERNEL_NAME).argv
+    assert argv == sandbox.kernel_spec_argv() and argv[1] == "-I"
+    planted = tmp_path / "student"
+    (planted / module).parent.mkdir(parents=True, exist_ok=True)
+    marker = tmp_path / "marker"
+    (planted / module).write_text(PLANT)
+    env = dict(os.environ, PYTHONPATH=str(planted), COURSEGRADE_MARKER=str(marker))
+    conn = tmp_path / "conn.json"
+    conn.write_text(json.dumps({"transport": "tcp", "ip": "127.0.0.1"}))  # refused early: exit 3
+    proc = subprocess.run([a.replace("{connection_file}", str(conn)) for a in argv], cwd=planted, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3, proc.stderr
+    assert not marker.exists(), f"the launcher imported the planted {module}"
+
+
+def test_launcher_refuses_without_a_scratch_folder(tmp_path):
+    """Finding 2: the launcher never starts a kernel in the folder it was started from."""
+    from jupyter_client.kernelspec import KernelSpecManager
+    argv = KernelSpecManager().get_kernel_spec(sandbox.KERNEL_NAME).argv
+    conn = tmp_path / "conn.json"
+    conn.write_text(json.dumps({"transport": "ipc", "ip": str(tmp_path / "k")}))
+    env = {k: v for k, v in os.environ.items() if k != sandbox.SCRATCH_ENV}
+    proc = subprocess.run([a.replace("{connection_file}", str(conn)) for a in argv], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    if os.geteuid() == 0:
+        assert proc.returncode == 3 and "no scratch folder" in proc.stderr, proc.stderr
+
+
+MANY_PROCESSES_MEMORY = """
+import os, time
+kids = []
+for i in range(6):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            block = bytearray(400 << 20)   # each under the per-process limit; together over the kernel's
+            block[::4096] = b"x" * len(block[::4096])
+            time.sleep(20)
+        finally:
+            os._exit(0)
+    kids.append(pid)
+for pid in kids:
+    os.waitpid(pid, 0)
+print("all children ran")
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or bool(sandbox.Cgroup.unavailable()), reason="needs root and a cgroup")
+def test_kernel_memory_is_limited_as_a_whole():
+    """Finding 3: RLIMIT_AS is per process; the kernel's cgroup bounds all its processes together."""
+    limits = sandbox.Limits(memory_bytes=1 << 30, processes=32)
+    proc, left = run_in_sandbox(MANY_PROCESSES_MEMORY, limits, timeout=120, cgroup=True)
+    assert proc.oom_killed, proc.stdout + proc.stderr
+    assert left == []
+
+
+def test_cgroup_refusal_is_clear(monkeypatch):
+    monkeypatch.setattr(sandbox.Cgroup, "layout", classmethod(lambda cls: None))
+    monkeypatch.delenv(sandbox.NO_CGROUP_ENV, raising=False)
+    with pytest.raises(sandbox.SandboxUnavailable, match="cgroup"):
+        sandbox.preflight()
