@@ -169,3 +169,28 @@ def test_sigmoid():
     np.testing.assert_allclose(s[1:-1], 1 / (1 + np.exp(-a[1:-1])), rtol=1e-15)
     assert s[0] == 0.0 and s[-1] == 1.0 and s[3] == 0.5
     assert cells.sigmoid(np.float32([1.0])).dtype == np.float32
+
+
+def test_linear_layer_checks_its_arguments():
+    W, b, h = np.zeros((2, 4)), np.zeros(2), np.zeros((5, 4))
+    raises(lambda: sequence.linear_forward(h, np.zeros(4), b), "W: expected shape (?, ?), got (4,)")
+    raises(lambda: sequence.linear_forward(h, W, np.zeros(3)), "b: expected shape (2,), got (3,)")
+    raises(lambda: sequence.linear_forward(np.zeros((5, 3)), W, b), "h: expected shape (..., 4), got (5, 3)")
+    raises(lambda: sequence.linear_forward(np.float64(1.0), W, b), "h: expected shape (..., 4), got ()")
+    raises(lambda: sequence.linear_forward(h.astype(np.float32), W, b),
+           "arguments must share one dtype, got h=float32, W=float64, b=float64")
+    _, cache = sequence.linear_forward(np.zeros((3, 5, 4)), W, b)
+    raises(lambda: sequence.linear_backward(np.zeros((3, 5, 3)), cache), "dy: expected shape (3, 5, 2), got (3, 5, 3)")
+
+
+@pytest.mark.parametrize("module", [sequence, fast], ids=["sequence", "fast"])
+@pytest.mark.parametrize("kind", GATES)
+def test_float32_stays_float32_everywhere(module, kind):
+    """Cell states and gradients too, also when the state and dc_last are left out (zeros)."""
+    x = np.random.default_rng(3).standard_normal((B, T, D)).astype(np.float32)
+    hs, cache = sequence_call(module, kind, x, p=params(kind, np.float32))
+    backward = getattr(module, f"{kind}_backward")
+    grads = backward(np.ones_like(hs), cache)
+    assert hs.dtype == np.float32 and all(g.dtype == np.float32 for g in grads)
+    if kind == "lstm":
+        assert module.lstm_cell_states(cache).dtype == np.float32
