@@ -147,3 +147,61 @@ def test_value_clipping_changes_direction_norm_clipping_does_not():
     clip_grad_value(g2, 1.0)
     assert g1["w"][0] / g1["w"][1] == pytest.approx(10.0)
     np.testing.assert_array_equal(g2["w"], [1.0, 1.0])
+
+
+def exact_message(call, message):
+    with pytest.raises(ValueError) as err:
+        call()
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("cls", [SGD, Momentum, Adam])
+def test_optimisers_check_params_and_grads_with_exact_messages(cls):
+    kw = {"lr": 0.1}
+    exact_message(lambda: cls([np.zeros(2)], **kw), "params: expected a non-empty dict of arrays, got list")
+    exact_message(lambda: cls({}, **kw), "params: expected a non-empty dict of arrays, got dict")
+    exact_message(lambda: cls({"w": [1.0]}, **kw),
+                  "params['w']: expected a NumPy array (updated in place), got list")
+    exact_message(lambda: cls({"w": np.zeros(2, dtype=np.int64)}, **kw),
+                  "params['w']: expected dtype float32 or float64, got int64")
+    params = {"a": np.zeros(2), "b": np.zeros((1, 2))}
+    opt = cls(params, **kw)
+    exact_message(lambda: opt.step({"a": np.zeros(2)}), "grads: expected keys ['a', 'b'], got ['a']")
+    exact_message(lambda: opt.step([np.zeros(2)]), "grads: expected keys ['a', 'b'], got list")
+    exact_message(lambda: opt.step({"a": np.zeros(2), "b": np.zeros(2)}),
+                  "grads['b']: expected shape (1, 2), got (2,)")
+    exact_message(lambda: opt.step({"a": np.zeros(2, dtype=np.float32), "b": np.zeros((1, 2))}),
+                  "grads['a']: expected dtype float64 (the parameter's), got float32")
+    exact_message(lambda: opt.step({"a": np.zeros(2, dtype=np.int64), "b": np.zeros((1, 2))}),
+                  "grads['a']: expected dtype float32 or float64, got int64")
+
+
+@pytest.mark.parametrize("clip", [clip_grad_norm, clip_grad_value])
+def test_clipping_checks_its_argument_and_writes_back_into_the_dict(clip):
+    exact_message(lambda: clip([np.zeros(2)], 1.0), "grads: expected a non-empty dict of arrays, got list")
+    exact_message(lambda: clip({}, 1.0), "grads: expected a non-empty dict of arrays, got dict")
+    exact_message(lambda: clip({"w": np.zeros(2, dtype=np.int64)}, 1.0),
+                  "grads['w']: expected dtype float32 or float64, got int64")
+    grads = {"w": [3.0, -4.0]}  # a list: clipped into a new array, which the dict must hold afterwards
+    clip(grads, 1.0)
+    assert isinstance(grads["w"], np.ndarray)
+    expected = [0.6, -0.8] if clip is clip_grad_norm else [1.0, -1.0]
+    np.testing.assert_allclose(grads["w"], expected, rtol=1e-6)
+
+
+def test_clipping_keeps_float32_and_updates_in_place():
+    for clip, max_value in ((clip_grad_norm, 1.0), (clip_grad_value, 0.5)):
+        g = np.array([3.0, -4.0], dtype=np.float32)
+        grads = {"w": g}
+        clip(grads, max_value)
+        assert grads["w"] is g and g.dtype == np.float32 and np.abs(g).max() <= 1.0
+
+
+def test_defaults_are_torchs():
+    """Momentum 0.9 and Adam's lr 1e-3, betas (0.9, 0.999), eps 1e-8 unless told otherwise."""
+    assert run_both(Momentum, torch.optim.SGD, {"lr": 0.01}, {"lr": 0.01, "momentum": 0.9}) < 1e-12
+    assert run_both(Adam, torch.optim.Adam, {}, {}) < 1e-12
+    assert run_both(Adam, torch.optim.Adam, {"eps": 1e-2}, {"eps": 1e-2}) < 1e-12
+    params = {"w": np.zeros(1)}
+    Adam(params).step({"w": np.array([1e-9])})  # eps matters when |g| is tiny: 1e-3 * 1e-9 / (1e-9 + 1e-8)
+    assert params["w"][0] == pytest.approx(-1e-3 / 11, rel=1e-6)
