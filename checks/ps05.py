@@ -124,3 +124,64 @@ def rnn_backward_truncated(rnn_backward_truncated):
         student, rnn_backward_truncated_reference, _truncated_inputs, name="rnn_backward_truncated",
         output_names=("dx", "dh0", "dW_ih", "dW_hh", "db_ih", "db_hh"), trials=4, rtol=1e-7, atol=1e-10,
         allow_reference=True, slips=TRUNCATED_SLIPS))
+
+
+# ----------------------------------------------------------------------------------------------
+# 3. How far back the gradient reaches: ||dh_T / dh_t|| and the spectral radius
+
+
+def _jacobian_norms(order="right", derivative_at="after", transposed=False):
+    """The norms of the Jacobian product; ``order`` "left" multiplies each new factor on the left,
+    ``derivative_at`` "before" takes 1 - h**2 at the earlier state, "none" leaves it out."""
+    def norms(hs, W_hh):
+        T, H = hs.shape
+        W = W_hh.T if transposed else W_hh
+        J, out = np.eye(H), [1.0]
+        for s in range(T - 1, 0, -1):
+            d = {"after": 1.0 - hs[s] ** 2, "before": 1.0 - hs[s - 1] ** 2, "none": np.ones(H)}[derivative_at]
+            step = d[:, None] * W
+            J = J @ step if order == "right" else step @ J
+            out.append(np.linalg.norm(J, 2))
+        return np.array(out)
+    return norms
+
+
+JACOBIAN_SLIPS = {
+    "the tanh derivative taken at the state before the step (1 - hs[s - 1]**2)": _jacobian_norms(derivative_at="before"),
+    "the tanh derivative left out (W_hh**k)": _jacobian_norms(derivative_at="none"),
+    "each new factor multiplied on the left": _jacobian_norms(order="left"),
+    "W_hh transposed": _jacobian_norms(transposed=True),
+    "the entries in time order (entry t) instead of by distance (entry k = T - 1 - t)":
+        lambda hs, W_hh: _jacobian_norms()(hs, W_hh)[::-1],
+}
+
+
+def _jacobian_inputs(rng):
+    """States of one random tanh RNN (so that 1 - h**2 varies) and its W_hh."""
+    T, H, D = int(rng.integers(2, 12)), int(rng.integers(1, 7)), int(rng.integers(1, 4))
+    W_hh = rng.standard_normal((H, H)) * rng.uniform(0.3, 1.5) / np.sqrt(H)
+    W_ih, b = rng.standard_normal((H, D)), rng.standard_normal(H) * 0.3
+    hs, _ = sequence.rnn_forward(rng.standard_normal((1, T, D)), None, W_ih, W_hh, b, np.zeros(H))
+    return [("hs", hs[0]), ("W_hh", W_hh)]
+
+
+def jacobian_norms(jacobian_norms):
+    check_function(jacobian_norms, _jacobian_norms(), _jacobian_inputs, name="jacobian_norms",
+                   output_names=("norms",), trials=4, rtol=1e-7, atol=1e-12, slips=JACOBIAN_SLIPS)
+
+
+def _square_inputs(rng):
+    H = int(rng.integers(2, 7))
+    W = rng.standard_normal((H, H))
+    if rng.random() < 0.5:  # a non-normal matrix: its largest singular value is far from its spectral radius
+        W = np.triu(W) * np.array([1.0] + [3.0] * (H - 1))
+    return [("W", W)]
+
+
+def spectral_radius(spectral_radius):
+    check_function(spectral_radius, lambda W: float(np.max(np.abs(np.linalg.eigvals(W)))), _square_inputs,
+                   name="spectral_radius", output_names=("radius",), trials=6, rtol=1e-7, atol=1e-12,
+                   slips={"the largest singular value (np.linalg.norm(W, 2)) instead of the largest |eigenvalue|":
+                          lambda W: float(np.linalg.norm(W, 2)),
+                          "the largest real part instead of the largest absolute value":
+                          lambda W: float(np.max(np.linalg.eigvals(W).real))})

@@ -91,7 +91,7 @@ def autograde(course, ps):
         per_cell = {}
         for c in nb.cells:
             meta = c.metadata.get("nbgrader", {})
-            if meta.get("grade"):
+            if meta.get("grade") and not meta.get("solution"):  # a manually graded answer waits for a person
                 errors = [o for o in c.get("outputs", []) if o.output_type == "error"]
                 text = "\n".join(f"{o.ename}: {o.evalue}" for o in errors)
                 per_cell[meta["grade_id"]] = (0.0 if errors else float(meta["points"]), float(meta["points"]), text)

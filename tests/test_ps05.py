@@ -123,6 +123,18 @@ SLIPS = [
     ("tbptt", "h_prev = np.concatenate([h0[:, None], hs[:, :-1]], axis=1)",
      "h_prev = np.concatenate([hs[:, -1:], hs[:, :-1]], axis=1)", "test-tbptt", "the state entering step 0 is h0",
      "rnn_backward_truncated", r"hs\[:, -1\] instead of h0"),
+    ("jac", "J = J @ ((1.0 - hs[s] ** 2)[:, None] * W_hh)", "J = J @ ((1.0 - hs[s - 1] ** 2)[:, None] * W_hh)",
+     "test-jac", "with the state AFTER step s", "jacobian_norms", "at the state before the step"),
+    ("jac", "J = J @ ((1.0 - hs[s] ** 2)[:, None] * W_hh)", "J = ((1.0 - hs[s] ** 2)[:, None] * W_hh) @ J",
+     "test-jac", "each new factor multiplies on the right", "jacobian_norms", "multiplied on the left"),
+    ("jac", "J = J @ ((1.0 - hs[s] ** 2)[:, None] * W_hh)", "J = J @ W_hh", "test-jac",
+     "central-difference Jacobian", "jacobian_norms", "the tanh derivative left out"),
+    ("jac", "return np.array(norms)", "return np.array(norms[::-1])", "test-jac", "is entry k the distance k",
+     "jacobian_norms", "instead of by distance"),
+    ("rho", "np.max(np.abs(np.linalg.eigvals(W)))", "np.linalg.norm(W, 2)", "test-rho", "not the largest singular value",
+     "spectral_radius", "the largest singular value"),
+    ("rho", "np.max(np.abs(np.linalg.eigvals(W)))", "np.max(np.linalg.eigvals(W).real)", "test-rho",
+     "the largest ABSOLUTE value", "spectral_radius", "the largest real part"),
 ]
 
 
@@ -132,6 +144,19 @@ def test_slip_fails_a_visible_test_and_the_grader_names_it(cell, old, new, test_
     assert GOOD[cell].count(old) == 1, old
     slipped = GOOD[cell].replace(old, new)
     assert_slip_caught("ps05", {cell: slipped}, test_id, visible)
-    namespace = run_answers(*{**GOOD, cell: slipped}.values())
+    code = {gid: source for gid, source in {**GOOD, cell: slipped}.items() if gid != "interpret"}  # not Python
+    namespace = run_answers(*code.values())
     with pytest.raises(GradingError, match=graded):
         getattr(checks, check)(namespace[check])
+
+
+def test_the_written_interpretation_is_a_manually_graded_answer():
+    import nbformat
+
+    from nbgrader_helpers import ROOT
+
+    release = nbformat.read(ROOT / "exercises" / "ps05" / "ps05.ipynb", as_version=4)
+    (cell,) = [c for c in release.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "interpret"]
+    meta = cell.metadata["nbgrader"]
+    assert cell.cell_type == "markdown" and meta["solution"] and meta["grade"] and meta["points"] == 2
+    assert cell.source.strip() == "YOUR ANSWER HERE"   # the model answer stays in the source
