@@ -26,9 +26,9 @@ def rnn_regression_params(D, H, seed, O=1):
     and a linear head (``W_out`` (O, H), ``b_out`` (O,)), all drawn like torch.nn.RNN / nn.Linear:
     U(-1/sqrt(H), 1/sqrt(H)). ``seed``: an int or a ``numpy.random.Generator`` (used as it is)."""
     rng = np.random.default_rng(seed)
+    rnn = init_params(D, H, rng)  # drawn first, then the head
     s = 1.0 / np.sqrt(H)
-    head = {"W_out": rng.uniform(-s, s, (O, H)), "b_out": rng.uniform(-s, s, O)}
-    return {**init_params(D, H, rng), **head}
+    return {**rnn, "W_out": rng.uniform(-s, s, (O, H)), "b_out": rng.uniform(-s, s, O)}
 
 
 def rnn_regression_forward(params, X, layers=sequence):

@@ -55,3 +55,29 @@ def test_fit_with_rnn_regression_step_learns_the_sum_of_the_inputs():
     train.fit(train.rnn_regression_step, params, Adam(params, lr=1e-2),
               lambda e: train.iterate_minibatches(X, y, 32, seed=e), 30, progress=False)
     assert train.rnn_regression_step(params, (X, y))[0] < start / 10
+
+
+def test_rnn_regression_on_the_fast_layers_gives_the_same_numbers():
+    params = train.rnn_regression_params(2, 5, 0, O=2)
+    X, y = adding_problem(6, 9, seed=2)
+    y = np.repeat(y, 2, axis=1)
+    from rnnlib import fast, sequence
+    pred, (hs, rnn_cache, _) = train.rnn_regression_forward(params, X, fast)
+    pred_plain, (hs_plain, _, _) = train.rnn_regression_forward(params, X)
+    assert rel_error(pred, pred_plain) < 1e-12 and rel_error(hs, hs_plain) < 1e-12
+    loss, grads = train.rnn_regression_step(params, (X, y), layers=fast)
+    loss_plain, grads_plain = train.rnn_regression_step(params, (X, y), layers=sequence)
+    assert abs(loss - loss_plain) < 1e-14 and set(grads) == set(grads_plain)
+    assert all(rel_error(grads[k], grads_plain[k]) < 1e-12 for k in grads)
+
+
+def test_rnn_regression_params_head_draws_after_the_rnn():
+    """The RNN's four arrays are cells.init_params' draws; the head's two come after them."""
+    from rnnlib import cells
+    p = train.rnn_regression_params(3, 4, 7, O=2)
+    rng = np.random.default_rng(7)
+    rnn = cells.init_params(3, 4, rng)
+    assert all(np.array_equal(p[k], rnn[k]) for k in rnn)
+    np.testing.assert_array_equal(p["W_out"], rng.uniform(-0.5, 0.5, (2, 4)))
+    np.testing.assert_array_equal(p["b_out"], rng.uniform(-0.5, 0.5, 2))
+    assert np.abs(p["W_out"]).max() > 0.3  # drawn from the full U(-1/sqrt(H), 1/sqrt(H))

@@ -111,3 +111,32 @@ def test_fit_calls_val_fn_after_each_epoch_and_refuses_empty_epochs():
         fit(step, params, SGD(params, lr=0.5), [], epochs=1, progress=False)
     with pytest.raises(ValueError, match="^batches: epoch 1 had no batches$"):
         fit(step, params, SGD(params, lr=0.5), lambda e: [None] if e == 0 else [], epochs=2, progress=False)
+
+
+def test_fit_messages_and_progress_bar(capsys):
+    X, y, *_ = linear_problem(n=8)
+    params = fresh_params()
+    with pytest.raises(ValueError) as err:
+        fit(step_fn, params, SGD(fresh_params(), lr=0.1), [(X, y)], epochs=1, progress=False)
+    assert str(err.value) == "optimizer: it was built on a different params dict; build it on this one"
+    with pytest.raises(ValueError) as err:
+        fit(step_fn, params, SGD(params, lr=0.1), iter([(X, y)]), epochs=1, progress=False)
+    assert str(err.value) == ("batches: got an iterator, which would be empty after one epoch; pass a list "
+                              "or a function epoch -> iterable")
+    capsys.readouterr()
+    fit(step_fn, params, SGD(params, lr=0.1), [(X, y)], epochs=2, progress=False)
+    assert capsys.readouterr().err == ""
+    fit(step_fn, params, SGD(params, lr=0.1), [(X, y)], epochs=2, val_fn=lambda p: 0.125, progress=True)
+    shown = capsys.readouterr().err
+    assert "epochs" in shown and "train=" in shown and "val=0.125" in shown
+
+
+def test_iterate_minibatches_message_and_default_shuffle():
+    X, y = np.arange(6.0).reshape(6, 1), np.arange(6.0).reshape(6, 1)
+    with pytest.raises(ValueError) as err:
+        next(iterate_minibatches(X, y[:5], 2))
+    assert str(err.value) == "y: expected 6 rows (as many as X), got shape (5, 1)"
+    default = np.concatenate([b[0][:, 0] for b in iterate_minibatches(X, y, 2)])
+    seeded = np.concatenate([b[0][:, 0] for b in iterate_minibatches(X, y, 2, shuffle=True, seed=0)])
+    np.testing.assert_array_equal(default, seeded)  # shuffled with seed 0 by default
+    assert [len(b[0]) for b in iterate_minibatches(X, y, 4)] == [4, 2]
