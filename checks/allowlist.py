@@ -235,7 +235,7 @@ def _load(name):
 # The closure of the allowed definitions
 
 
-def _references(nodes, module, modules):
+def _references(nodes, module):
     """The names a definition reads (``set``) and its uses of rnnlib module aliases, ``alias.attr``
     (``{(module, attr)}``); refuses rnnlib imports inside it and module aliases used other than as
     ``alias.attr``."""
@@ -291,7 +291,7 @@ def closure(entries, substitutes=None):
             module.substitute(name, substitutes[f"{module_name}.{name}"])
         if name in module.defs:
             defs.setdefault(module_name, set()).add(name)
-            names, module_attrs = _references(module.defs[name], module, modules)
+            names, module_attrs = _references(module.defs[name], module)
             for n in names:
                 if n in module.defs or n in module.imports:
                     todo.append((module_name, n))

@@ -78,7 +78,7 @@ import numpy as np
 """ + inspect.getsource(decode_value) + r'''
 
 def __coursegrade_rpc(user_ns, request):
-    import base64, io, json
+    import base64, io, json, sys
     import numpy as np
 
     handles = user_ns.setdefault("__coursegrade_handles__", {})
@@ -120,7 +120,7 @@ def __coursegrade_rpc(user_ns, request):
         if op == "get":
             if req["name"] not in user_ns:
                 # why, when a cell stopped at the restricted rnnlib (only ever used in a message)
-                last = getattr(__import__("sys"), "last_value", None)
+                last = getattr(sys, "last_value", None)
                 hint = str(last)[:1000] if type(last).__name__ == "NotAvailable" else ""
                 return json.dumps({"status": "missing", "hint": hint})
             value = user_ns[req["name"]]
