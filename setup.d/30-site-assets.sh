@@ -13,6 +13,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
+    echo "site assets: npm and node (Node.js) are needed to fetch MathJax and the widget embedder for the" >&2
+    echo "  book: install Node.js (Debian/Ubuntu: apt-get install npm; macOS: brew install node)." >&2
+    exit 1
+fi
+
 mathjax=3.2.2
 html_manager=1.0.6   # the version myst-nb 1.x loads by default (ipywidgets 8 widget state)
 requirejs=2.3.7
@@ -23,14 +29,14 @@ version_of() { node -p "require('./$1/package.json').version" 2>/dev/null || tru
 
 # MathJax: a plain npm install (no dependencies).
 if [ "$(version_of "$npm_dir/node_modules/mathjax")" != "$mathjax" ]; then
-    echo "site assets: npm install mathjax@$mathjax"
+    echo "site assets: npm install mathjax@$mathjax (24 MB unpacked)"
     npm install --prefix "$npm_dir" --no-save --no-audit --no-fund --loglevel=error "mathjax@$mathjax"
 fi
 # html-manager and requirejs: only their published tarballs (an install would pull all of JupyterLab
 # as dependencies, none of which the prebuilt bundle needs).
 unpack() {  # unpack NAME VERSION FOLDER
     if [ "$(version_of "$3")" != "$2" ]; then
-        echo "site assets: npm pack $1@$2"
+        echo "site assets: npm pack $1@$2 (one tarball)"
         local tmp
         tmp=$(mktemp -d)
         (cd "$tmp" && npm pack --silent "$1@$2" >/dev/null)
