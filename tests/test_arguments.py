@@ -113,6 +113,9 @@ def test_sequence_layers_check_their_arguments(module, kind):
         kw = {name: np.zeros((B, H), dtype=np.float32)}
         raises(lambda: sequence_call(module, kind, x, **kw),
                f"{name}: expected dtype float64 (the dtype of x), got float32")
+        kw = {name: np.zeros((B, H))}
+        raises(lambda: sequence_call(module, kind, x.astype(np.float32), p=params(kind, np.float32), **kw),
+               f"{name}: expected dtype float32 (the dtype of x), got float64")
     hs, cache = sequence_call(module, kind, x)
     backward = getattr(module, f"{kind}_backward")
     raises(lambda: backward(np.zeros((B, T, H + 1)), cache), f"dhs: expected shape ({B}, {T}, {H}), got ({B}, {T}, {H + 1})")
@@ -179,6 +182,11 @@ def test_linear_layer_checks_its_arguments():
     raises(lambda: sequence.linear_forward(np.float64(1.0), W, b), "h: expected shape (..., 4), got ()")
     raises(lambda: sequence.linear_forward(h.astype(np.float32), W, b),
            "arguments must share one dtype, got h=float32, W=float64, b=float64")
+    for name, args in (("W", (h, W.astype(np.float32), b)), ("b", (h, W, b.astype(np.float32)))):
+        listed = ", ".join(f"{n}={'float32' if n == name else 'float64'}" for n in ("h", "W", "b"))
+        raises(lambda: sequence.linear_forward(*args), f"arguments must share one dtype, got {listed}")
+    y, _ = sequence.linear_forward(np.ones(4), W + 1.0, b)  # one vector h (H,) is fine: y (O,)
+    np.testing.assert_array_equal(y, [4.0, 4.0])
     _, cache = sequence.linear_forward(np.zeros((3, 5, 4)), W, b)
     raises(lambda: sequence.linear_backward(np.zeros((3, 5, 3)), cache), "dy: expected shape (3, 5, 2), got (3, 5, 3)")
 
