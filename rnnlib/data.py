@@ -158,7 +158,7 @@ class StandardScaler:
     """Subtract a mean and divide by a standard deviation, per feature (the last axis).
 
     ``fit`` on the TRAINING data only, then ``transform`` train, val and test with those same
-    numbers. Seed 004 normalises the test set with the test set's own mean and standard deviation:
+    numbers. Chapter 5's blog post normalises the test set with its own mean and standard deviation:
     the test inputs then carry information about the test period (its mean), and the model's
     output is read on a different scale from the one it was trained on. Use one scaler for the
     inputs ``X (N, T, D)`` and another for the target ``y (N, 1)``; ``inverse_transform`` turns
