@@ -49,11 +49,8 @@ def test_partial_credit_and_messages(tmp_path):
 import pytest  # noqa: E402
 
 from checks import ps01 as checks  # noqa: E402
-from checks.grading import GradingError  # noqa: E402
-from nbgrader_helpers import run_answers  # noqa: E402
-from visible_helpers import assert_slip_caught, fixed_grading_seeds  # noqa: E402,F401 (a fixture)
+from visible_helpers import check_slip, fixed_grading_seeds  # noqa: E402,F401 (a fixture)
 
-GOOD = solution_answers("ps01")
 # (answer cell, text in the solution, slipped text, visible test, fragment of its message, grading check,
 #  fragment of its message)
 SLIPS = [
@@ -79,11 +76,4 @@ SLIPS = [
 @pytest.mark.parametrize("cell, old, new, test_id, visible, check, graded", SLIPS)
 def test_slip_fails_a_visible_test_and_the_grader_names_it(cell, old, new, test_id, visible, check, graded,
                                                            fixed_grading_seeds):
-    assert GOOD[cell].count(old) == 1, old
-    slipped = GOOD[cell].replace(old, new)
-    assert_slip_caught("ps01", {cell: slipped}, test_id, visible)
-    if check:
-        functions = {**GOOD, cell: slipped}
-        namespace = run_answers(*(functions[k] for k in ("split", "step", "forward", "padded")))
-        with pytest.raises(GradingError, match=graded):
-            getattr(checks, check)(namespace[check])
+    check_slip("ps01", cell, [(old, new)], test_id, visible, check and getattr(checks, check), graded, (check,))

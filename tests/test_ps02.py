@@ -60,11 +60,8 @@ def test_partial_credit_and_messages(tmp_path):
 import pytest  # noqa: E402
 
 from checks import ps02 as checks  # noqa: E402
-from checks.grading import GradingError  # noqa: E402
-from nbgrader_helpers import run_answers  # noqa: E402
-from visible_helpers import assert_slip_caught, fixed_grading_seeds  # noqa: E402,F401 (a fixture)
+from visible_helpers import check_slip, fixed_grading_seeds  # noqa: E402,F401 (a fixture)
 
-GOOD = solution_answers("ps02")
 # (answer cell, text replaced in the solution, slipped text, visible test, fragment of its message,
 #  grading check, fragment of its message)
 SLIPS = [
@@ -96,10 +93,4 @@ CHECKS = {"rnn_step_forward": checks.rnn_step_forward, "rnn_forward": checks.rnn
 @pytest.mark.parametrize("cell, old, new, test_id, visible, check, graded", SLIPS)
 def test_slip_fails_a_visible_test_and_the_grader_names_it(cell, old, new, test_id, visible, check, graded,
                                                            fixed_grading_seeds):
-    assert GOOD[cell].count(old) == 1
-    slipped = GOOD[cell].replace(old, new)
-    assert_slip_caught("ps02", {cell: slipped}, test_id, visible)
-    if check:
-        namespace = run_answers(*{**GOOD, cell: slipped}.values())
-        with pytest.raises(GradingError, match=graded):
-            CHECKS[check](namespace[check])
+    check_slip("ps02", cell, [(old, new)], test_id, visible, check and CHECKS[check], graded, (check,))

@@ -95,7 +95,7 @@ import pytest  # noqa: E402
 from checks import ps03 as checks  # noqa: E402
 from checks.grading import GradingError  # noqa: E402
 from nbgrader_helpers import run_answers  # noqa: E402
-from visible_helpers import assert_slip_caught, fixed_grading_seeds  # noqa: E402,F401 (a fixture)
+from visible_helpers import check_slip, fixed_grading_seeds  # noqa: E402,F401 (a fixture)
 
 GOOD = solution_answers("ps03")
 # (answer cell, text replaced in the solution, slipped text, visible test, fragment of its message,
@@ -120,13 +120,7 @@ CHECKS = {"rnn_step_backward": checks.rnn_step_backward, "rnn_backward": checks.
 @pytest.mark.parametrize("cell, old, new, test_id, visible, check, graded", SLIPS)
 def test_slip_fails_a_visible_test_and_the_grader_names_it(cell, old, new, test_id, visible, check, graded,
                                                            fixed_grading_seeds):
-    assert GOOD[cell].count(old) == 1
-    slipped = GOOD[cell].replace(old, new)
-    assert_slip_caught("ps03", {cell: slipped}, test_id, visible)
-    if check:
-        namespace = run_answers(*{**GOOD, cell: slipped}.values())
-        with pytest.raises(GradingError, match=graded):
-            CHECKS[check](namespace[check])
+    check_slip("ps03", cell, [(old, new)], test_id, visible, check and CHECKS[check], graded, (check,))
 
 
 @pytest.mark.parametrize("undo, graded", [("first", "only the recurrence fixed"), ("second", "only dW_hh fixed")])

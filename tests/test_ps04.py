@@ -131,9 +131,8 @@ def test_hidden_checks_catch_what_the_visible_tests_miss():
 import pytest  # noqa: E402
 
 from checks import ps04 as checks  # noqa: E402
-from checks.grading import GradingError  # noqa: E402
 from nbgrader_helpers import run_answers  # noqa: E402
-from visible_helpers import assert_slip_caught, fixed_grading_seeds  # noqa: E402,F401 (a fixture)
+from visible_helpers import check_slip, fixed_grading_seeds  # noqa: E402,F401 (a fixture)
 
 GOOD = solution_answers("ps04")
 # (answer cell, text in the solution, slipped text, visible test, fragment of its message, grading check,
@@ -156,15 +155,9 @@ SLIPS = [
 @pytest.mark.parametrize("cell, old, new, test_id, visible, check, graded", SLIPS)
 def test_slip_fails_a_visible_test_and_the_grader_names_it(cell, old, new, test_id, visible, check, graded,
                                                            fixed_grading_seeds):
-    assert GOOD[cell].count(old) == 1, old
-    slipped = GOOD[cell].replace(old, new)
-    assert_slip_caught("ps04", {cell: slipped}, test_id, visible)
-    if check:
-        namespace = run_answers(*{**GOOD, cell: slipped}.values())
-        functions = {"own_rnn": ("rnn_forward", "rnn_backward"), "weather_step": ("weather_step",),
-                     "beats_persistence": ("fit_and_predict",)}[check]
-        with pytest.raises(GradingError, match=graded):
-            getattr(checks, check)(*(namespace[f] for f in functions))
+    functions = {"own_rnn": ("rnn_forward", "rnn_backward"), "weather_step": ("weather_step",),
+                 "beats_persistence": ("fit_and_predict",), None: ()}[check]
+    check_slip("ps04", cell, [(old, new)], test_id, visible, check and getattr(checks, check), graded, functions)
 
 
 def test_part_4_passes_in_any_units_and_fast():

@@ -107,9 +107,8 @@ def test_hidden_checks_catch_what_the_visible_tests_miss():
 
 
 # ---- slips: each fails a visible test with a message that points at it, and the grader names it ----
-from visible_helpers import assert_slip_caught, fixed_grading_seeds  # noqa: E402,F401 (a fixture)
+from visible_helpers import check_slip, fixed_grading_seeds  # noqa: E402,F401 (a fixture)
 
-GOOD = solution_answers("ps05")
 # (answer cell, text in the solution, slipped text, visible test, fragment of its message, grading check,
 #  fragment of its message)
 SLIPS = [
@@ -141,13 +140,7 @@ SLIPS = [
 @pytest.mark.parametrize("cell, old, new, test_id, visible, check, graded", SLIPS)
 def test_slip_fails_a_visible_test_and_the_grader_names_it(cell, old, new, test_id, visible, check, graded,
                                                            fixed_grading_seeds):
-    assert GOOD[cell].count(old) == 1, old
-    slipped = GOOD[cell].replace(old, new)
-    assert_slip_caught("ps05", {cell: slipped}, test_id, visible)
-    code = {gid: source for gid, source in {**GOOD, cell: slipped}.items() if gid != "interpret"}  # not Python
-    namespace = run_answers(*code.values())
-    with pytest.raises(GradingError, match=graded):
-        getattr(checks, check)(namespace[check])
+    check_slip("ps05", cell, [(old, new)], test_id, visible, getattr(checks, check), graded, (check,))
 
 
 def test_the_written_interpretation_is_a_manually_graded_answer():

@@ -106,11 +106,8 @@ def test_hidden_checks_directly():
 import pytest  # noqa: E402
 
 from checks import ps06 as checks  # noqa: E402
-from checks.grading import GradingError  # noqa: E402
-from nbgrader_helpers import run_answers, solution_answers  # noqa: E402
-from visible_helpers import assert_slip_caught, fixed_grading_seeds  # noqa: E402,F401 (a fixture)
+from visible_helpers import check_slip, fixed_grading_seeds  # noqa: E402,F401 (a fixture)
 
-GOOD = solution_answers("ps06")
 G_ROWS, O_ROWS = "g = np.tanh(a[:, 2 * H:3 * H])", "o = sigmoid(a[:, 3 * H:])"
 # (answer cell, [(text in the solution, slipped text)], visible test, fragment of its message, grading check,
 #  fragment of its message)
@@ -135,12 +132,5 @@ SLIPS = [
 @pytest.mark.parametrize("cell, replacements, test_id, visible, check, graded", SLIPS)
 def test_slip_fails_a_visible_test_and_the_grader_names_it(cell, replacements, test_id, visible, check, graded,
                                                            fixed_grading_seeds):
-    slipped = GOOD[cell]
-    for old, new in replacements:
-        assert slipped.count(old) == 1
-        slipped = slipped.replace(old, new)
-    assert_slip_caught("ps06", {cell: slipped}, test_id, visible)
-    namespace = run_answers(*{**GOOD, cell: slipped}.values())
-    functions = [namespace["lstm_step_forward"]] + ([namespace["lstm_step_backward"]] if "backward" in check else [])
-    with pytest.raises(GradingError, match=graded):
-        getattr(checks, check)(*functions)
+    functions = ("lstm_step_forward",) + (("lstm_step_backward",) if "backward" in check else ())
+    check_slip("ps06", cell, replacements, test_id, visible, getattr(checks, check), graded, functions)

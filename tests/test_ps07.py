@@ -107,9 +107,8 @@ def test_hidden_checks_directly():
 
 
 # ---- slips: each fails a visible test with a message that points at it, and the grader names it ----
-from visible_helpers import assert_slip_caught, fixed_grading_seeds  # noqa: E402,F401 (a fixture)
+from visible_helpers import check_slip, fixed_grading_seeds  # noqa: E402,F401 (a fixture)
 
-GOOD = solution_answers("ps07")
 N_LINE = "n = np.tanh(a_i[:, 2 * H:] + r * hn)"
 # (answer cell, [(text in the solution, slipped text)], visible test, fragment of its message, grading check,
 #  fragment of its message)
@@ -140,12 +139,5 @@ SLIPS = [
 @pytest.mark.parametrize("cell, replacements, test_id, visible, check, graded", SLIPS)
 def test_slip_fails_a_visible_test_and_the_grader_names_it(cell, replacements, test_id, visible, check, graded,
                                                            fixed_grading_seeds):
-    slipped = GOOD[cell]
-    for old, new in replacements:
-        assert slipped.count(old) == 1, old
-        slipped = slipped.replace(old, new)
-    assert_slip_caught("ps07", {cell: slipped}, test_id, visible)
-    namespace = run_answers(*{**GOOD, cell: slipped}.values())
-    functions = [namespace["gru_step_forward"]] + ([namespace["gru_step_backward"]] if "backward" in check else [])
-    with pytest.raises(GradingError, match=graded):
-        getattr(ps07, check)(*functions)
+    functions = ("gru_step_forward",) + (("gru_step_backward",) if "backward" in check else ())
+    check_slip("ps07", cell, replacements, test_id, visible, getattr(ps07, check), graded, functions)

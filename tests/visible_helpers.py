@@ -19,6 +19,11 @@ def run_visible(ps, answers=None):
     answers and ``answers`` ({grade_id: source}) in the answer cells. Returns ``{grade_id: message}``
     for every graded test cell: ``None`` if it passed, else ``"ExceptionName: message"``; an error in a
     cell that is not a test is recorded under its grade_id (or ``cell N``) the same way."""
+    return run_notebook(ps, answers)[0]
+
+
+def run_notebook(ps, answers=None):
+    """:func:`run_visible`'s results and the namespace the notebook left (its functions, for the hidden checks)."""
     sources = {**solution_answers(ps), **(answers or {})}
     nb = nbformat.read(ROOT / "exercises" / ps / f"{ps}.ipynb", as_version=4)
     namespace, results = {"__name__": "__main__"}, {}
@@ -36,17 +41,27 @@ def run_visible(ps, answers=None):
         else:
             if meta.get("grade"):
                 results[key] = None
-    return results
+    return results, namespace
 
 
-def assert_slip_caught(ps, answers, test_id, *fragments):
-    """The visible test ``test_id`` fails for ``answers`` with a message containing every fragment;
-    returns the message."""
-    message = run_visible(ps, answers).get(test_id)
-    assert message is not None, f"{ps}: the slip {sorted(answers)} passes the visible test {test_id}"
-    for fragment in fragments:
-        assert fragment in message, f"{ps} {test_id}: {fragment!r} not in {message!r}"
-    return message
+def check_slip(ps, cell, replacements, test_id, visible, check=None, graded=None, functions=()):
+    """Make a slip in the solution's answer ``cell`` (``replacements``: ``[(text, slipped text)]``, each
+    text found once) and show that the visible test ``test_id`` fails with a message containing
+    ``visible``; if a hidden ``check`` is given, calling it on the notebook's ``functions`` raises a
+    :class:`GradingError` whose message matches the regular expression ``graded``."""
+    from checks.grading import GradingError
+
+    slipped = solution_answers(ps)[cell]
+    for old, new in replacements:
+        assert slipped.count(old) == 1, f"{ps} {cell}: {old!r} is not in the solution once"
+        slipped = slipped.replace(old, new)
+    results, namespace = run_notebook(ps, {cell: slipped})
+    message = results.get(test_id)
+    assert message is not None, f"{ps}: the slip in {cell} passes the visible test {test_id}"
+    assert visible in message, f"{ps} {test_id}: {visible!r} not in {message!r}"
+    if check is not None:
+        with pytest.raises(GradingError, match=graded):
+            check(*(namespace[name] for name in functions))
 
 
 @pytest.fixture
