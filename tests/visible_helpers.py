@@ -64,6 +64,16 @@ def check_slip(ps, cell, replacements, test_id, visible, check=None, graded=None
             check(*(namespace[name] for name in functions))
 
 
+def assert_slip_caught(ps, answers, test_id, *fragments):
+    """The visible test ``test_id`` fails for ``answers`` with a message containing every fragment;
+    returns the message."""
+    message = run_visible(ps, answers).get(test_id)
+    assert message is not None, f"{ps}: the slip {sorted(answers)} passes the visible test {test_id}"
+    for fragment in fragments:
+        assert fragment in message, f"{ps} {test_id}: {fragment!r} not in {message!r}"
+    return message
+
+
 @pytest.fixture
 def fixed_grading_seeds(monkeypatch):
     """The hidden checks draw their inputs from seeds 1, 2, 3, ... instead of fresh random ones, so that
