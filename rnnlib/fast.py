@@ -60,7 +60,7 @@ def rnn_backward(dhs, cache):
         dh = dhs[:, t] + dh_next
         da[:, t] = dh * (1.0 - hs[:, t] ** 2)
         dh_next = da[:, t] @ W_hh
-    h_prev = np.concatenate([h0[:, None], hs[:, :-1]], axis=1)  # state entering each step
+    h_prev = np.concatenate([h0[:, None], hs], axis=1)[:, :-1]  # state entering each step
     da2 = da.reshape(-1, da.shape[-1])  # (B*T, H): every step of every sequence is one row
     dx = (da2 @ W_ih).reshape(x.shape)
     dW_ih = da2.T @ x.reshape(-1, x.shape[-1])
@@ -166,8 +166,8 @@ def lstm_backward(dhs, cache, dc_last=None):
         np.matmul(da_t, W_hh_scaled2, out=dh)
         dc *= f[t]
     da2 = da.reshape(T * B, 4 * H)
-    dx = swap_batch_time((da2 @ (W_ih * scale2)).reshape(T, B, -1))
-    dW_x = (da2.T @ x_and_one.reshape(T * B, -1)) * scale2  # [dW_ih | db]: one matmul over all steps
+    dx = swap_batch_time((da2 @ (W_ih * scale2)).reshape(T, B, W_ih.shape[1]))
+    dW_x = (da2.T @ x_and_one.reshape(T * B, x_and_one.shape[2])) * scale2  # [dW_ih | db]: one matmul over all steps
     dW_hh = (da2.T @ hs[:-1].reshape(T * B, H)) * scale2  # hs[:-1]: the state entering each step
     db = dW_x[:, -1].copy()
     return dx, dh, dc, np.ascontiguousarray(dW_x[:, :-1]), dW_hh, db, db.copy()
@@ -239,7 +239,7 @@ def gru_backward(dhs, cache):
     da_i = da_h.copy()  # gradient at x @ W_ih.T + b_ih: the same for r and z, not for n
     da_i[..., 2 * H:] = da_n
     da_i2, da_h2 = da_i.reshape(T * B, 3 * H), da_h.reshape(T * B, 3 * H)
-    dx = swap_batch_time((da_i2 @ W_ih).reshape(T, B, -1))
-    dW_ih = da_i2.T @ x_tm.reshape(T * B, -1)
+    dx = swap_batch_time((da_i2 @ W_ih).reshape(T, B, W_ih.shape[1]))
+    dW_ih = da_i2.T @ x_tm.reshape(T * B, W_ih.shape[1])
     dW_hh = da_h2.T @ hs[:-1].reshape(T * B, H)
     return dx, dh, dW_ih, dW_hh, da_i2.sum(axis=0), da_h2.sum(axis=0)

@@ -102,3 +102,29 @@ def test_fast_lstm_leaves_its_inputs_alone(rng):
     copies = [a.copy() for a in (x, h0, c0, dhs, dc_last, *params.values())]
     run(fast, "lstm", x, h0, c0, params, dhs, dc_last)
     assert all(np.array_equal(a, b) for a, b in zip(copies, (x, h0, c0, dhs, dc_last, *params.values())))
+
+
+@pytest.mark.parametrize("kind", GATES)
+def test_empty_sequences(rng, kind):
+    """T = 0: no step, the gradients of the initial states are the upstream ones (zeros, dc_last)."""
+    args = inputs(rng, kind, 2, 0, 3, 4, np.float64)
+    for module in (sequence, fast):
+        hs, cs, grads = run(module, kind, *args)
+        assert hs.shape == (2, 0, 4) and grads[0].shape == (2, 0, 3)
+        np.testing.assert_array_equal(grads[1], np.zeros((2, 4)))  # dh0
+        if kind == "lstm":
+            assert cs.shape == (2, 0, 4)
+            np.testing.assert_array_equal(grads[2], args[-1])  # dc0 = dc_last
+        assert all(np.array_equal(g, np.zeros_like(g)) for g in grads[-4:])  # weights: nothing to add
+
+
+@pytest.mark.parametrize("kind", GATES)
+def test_fast_float32_works_in_float32(rng, kind):
+    """Every array the fast forward keeps for the backward is float32, not a silent float64 copy."""
+    x, h0, c0, params, dhs, dc_last = inputs(rng, kind, 2, 3, 4, 5, np.float32)
+    if kind == "lstm":
+        _, cache = fast.lstm_forward(x, h0, c0, **params)
+    else:
+        _, cache = getattr(fast, f"{kind}_forward")(x, h0, **params)
+    arrays = [a for a in cache if isinstance(a, np.ndarray)]
+    assert len(arrays) >= 4 and all(a.dtype == np.float32 for a in arrays)
