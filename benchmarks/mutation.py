@@ -4,6 +4,7 @@
     python benchmarks/mutation.py --modules losses,optim   # some of them (their entries are replaced)
     python benchmarks/mutation.py --modules gradcheck --tests test_gradcheck.py \
         --mutants "rnnlib.gradcheck.x_rel_error*" --out /tmp/m.json                      # a tiny run
+    python benchmarks/mutation.py --modules optim --recheck   # after new tests: only the survivors again
 
 mutmut 3 makes small changes to the code (``+`` to ``-``, ``0`` to ``1``, an argument dropped, a
 line's value replaced by ``None``, ...), one *mutant* each, and runs the tests that reach the
