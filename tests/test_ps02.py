@@ -81,6 +81,8 @@ SLIPS = [
      "the mean over B only"),
     ("ce", "z = logits - logits.max(axis=-1, keepdims=True)", "logits -= logits.max(axis=-1, keepdims=True); z = logits",
      "test-ce", "changed logits", None, None),
+    ("ce", "np.exp(z).sum(axis=-1, keepdims=True)", "np.exp(z).sum(axis=0, keepdims=True)", "test-ce",
+     "the softmax sums over the last axis", None, None),
     ("ce", "z = logits - logits.max(axis=-1, keepdims=True)", "z = logits", "test-stable",
      "subtract the largest logit of EACH position", None, None),
     ("ce", "z = logits - logits.max(axis=-1, keepdims=True)", "z = logits - logits.max()", "test-stable",

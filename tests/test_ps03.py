@@ -113,6 +113,8 @@ SLIPS = [
      "the loop over time not reversed"),
     ("seq", "rnn_step_backward(dhs[:, t] + dh_next,", "rnn_step_backward(dh_next,", "test-seq", "add dhs[:, t]",
      None, None),
+    ("seq", "step = rnn_step_backward(dhs[:, t] + dh_next,", "dhs[:, t] += dh_next\n        step = rnn_step_backward(dhs[:, t],",
+     "test-seq", "rnn_backward changed dhs", None, None),
 ]
 CHECKS = {"rnn_step_backward": checks.rnn_step_backward, "rnn_backward": checks.rnn_backward}
 

@@ -140,6 +140,8 @@ GOOD = solution_answers("ps04")
 SLIPS = [
     ("scale", "std = X_train.std(axis=axes)", "std = X_train.std(axis=axes, ddof=1)", "test-scale",
      "population std (ddof=0)", None, None),
+    ("scale", "return (X_train - mean) / std,", "X_train -= mean\n    return X_train / std,", "test-scale",
+     "scale_splits changed X_train", None, None),
     ("own-rnn", "h_prev = hs[:, t - 1] if t > 0 else h0", "h_prev = hs[:, t - 1]", "test-own-rnn",
      "rnn_backward: dW_hh differs from central differences", "own_rnn", "instead of h0"),
     ("weather-step", "dhs[:, -1] = dpred @ params[\"W_out\"]", "dhs[:] = (dpred @ params[\"W_out\"])[:, None]",

@@ -124,6 +124,8 @@ SLIPS = [
      "AND through h_t = o * tanh(c_t)", "backward_inputs", r"dc_prev = dc \* f"),
     ("backward", [('dc_total * k["c_prev"] * f', 'dc_total * np.arctanh(tanh_c) * f')], "test-backward-weights",
      "gate(s) f: check your forget-gate derivation", "backward_weights", "with c_t instead of c_{t-1}"),
+    ("backward", [("db = da.sum(axis=0)", "db = da")], "test-backward-weights", "sum da over the batch (axis 0)",
+     None, None),
     ("backward", [("dc_total = dc + dh * o * (1.0 - tanh_c ** 2)", "dc_total = dc")], "test-backward-inputs",
      "AND through h_t", "backward_inputs", "the path through h_t left out of the cell's gradient"),
 ]
@@ -132,5 +134,5 @@ SLIPS = [
 @pytest.mark.parametrize("cell, replacements, test_id, visible, check, graded", SLIPS)
 def test_slip_fails_a_visible_test_and_the_grader_names_it(cell, replacements, test_id, visible, check, graded,
                                                            fixed_grading_seeds):
-    functions = ("lstm_step_forward",) + (("lstm_step_backward",) if "backward" in check else ())
-    check_slip("ps06", cell, replacements, test_id, visible, getattr(checks, check), graded, functions)
+    functions = ("lstm_step_forward",) + (("lstm_step_backward",) if "backward" in (check or "") else ())
+    check_slip("ps06", cell, replacements, test_id, visible, check and getattr(checks, check), graded, functions)
