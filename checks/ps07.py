@@ -37,7 +37,8 @@ def _sigmoid(a):
     return 1.0 / (1.0 + np.exp(-a))
 
 
-def _forward_slip(order=(0, 1, 2), reset_before=False, b_hn_outside=False, z_swapped=False, with_b_hh=True):
+def _forward_slip(order=(0, 1, 2), reset_before=False, b_hn_outside=False, z_swapped=False, with_b_hh=True,
+                  n_act=np.tanh):
     def forward(x, h_prev, W_ih, W_hh, b_ih, b_hh):
         H = h_prev.shape[1]
         b_hh = b_hh if with_b_hh else np.zeros_like(b_hh)
@@ -48,11 +49,11 @@ def _forward_slip(order=(0, 1, 2), reset_before=False, b_hn_outside=False, z_swa
         W_hn = W_hh[order[2] * H:(order[2] + 1) * H]
         r, z = _sigmoid(a_ir + a_hr + b_hr), _sigmoid(a_iz + a_hz + b_hz)
         if reset_before:
-            n = np.tanh(a_in + (r * h_prev) @ W_hn.T + b_hn)
+            n = n_act(a_in + (r * h_prev) @ W_hn.T + b_hn)
         elif b_hn_outside:
-            n = np.tanh(a_in + r * a_hn + b_hn)
+            n = n_act(a_in + r * a_hn + b_hn)
         else:
-            n = np.tanh(a_in + r * (a_hn + b_hn))
+            n = n_act(a_in + r * (a_hn + b_hn))
         return z * n + (1 - z) * h_prev if z_swapped else (1 - z) * n + z * h_prev
     return forward
 
@@ -64,6 +65,7 @@ FORWARD_SLIPS = {
     "z and 1 - z swapped (h = z * n + (1 - z) * h_prev)": _forward_slip(z_swapped=True),
     "the gates read in the order z, r, n": _forward_slip(order=(1, 0, 2)),
     "b_hh left out": _forward_slip(with_b_hh=False),
+    "a sigmoid for n instead of tanh": _forward_slip(n_act=_sigmoid),
 }
 
 

@@ -124,6 +124,8 @@ SLIPS = [
      "test-forward", "which rows are z?", "forward_h", "in the order z, r, n"),
     ("forward", [("a_h = h_prev @ W_hh.T + b_hh ", "a_h = h_prev @ W_hh.T ")], "test-forward", "is b_hh added?",
      "forward_h", "b_hh left out"),
+    ("forward", [("n = np.tanh(a_i[:, 2 * H:] + r * hn)", "n = sigmoid(a_i[:, 2 * H:] + r * hn)")], "test-forward",
+     "is n a tanh?", "forward_h", "a sigmoid for n"),
     ("backward", [("np.concatenate([da_r, da_z, da_n * r], axis=1)", "np.concatenate([da_r, da_z, da_n], axis=1)")],
      "test-backward-hh", "rows of gate(s) n: check your derivation", "backward_hidden_weights",
      "da_n, not da_n \\* r, in the n rows"),
