@@ -9,7 +9,9 @@ Measures, following ``GPU_BENCH.md``:
     sequence length T at a fixed number of tokens per batch, in float32 (TF32 flags recorded),
     bf16 autocast and fp16 autocast (the control: under bf16 autocast PyTorch runs cuDNN RNNs in
     fp16, so the dtype each model really used is recorded), with FLOPs/token and MFU;
-(b) accuracy on the adding problem against T (same step budget for every model, several seeds);
+(b) accuracy on the adding problem against T (same step budget for every model, several seeds),
+    in the variant of Le, Jaitly & Hinton (2015) (values U[0, 1], target X1 + X2, see
+    ``adding_batch``), the LSTM and GRU started with chapter 7's long memory (``acc_gate_bias``);
 (c) streaming inference at batch 1: ms per new token at growing contexts, recurrent state update
     against a Transformer with a KV cache, eager and captured in a CUDA graph, with the memory
     each stream holds;
@@ -46,6 +48,8 @@ import torch                                   # noqa: E402
 import torch.nn.functional as F                # noqa: E402
 from tqdm.auto import tqdm                     # noqa: E402
 
+sys.path.insert(0, str(ROOT / "experiments"))
+from adding_gated import set_long_memory      # noqa: E402  (chapter 7's gate biases)
 from rnnlib.torch.models import (ALL_MODEL_NAMES, MODEL_NAMES, RecurrentLM, TransformerLM,  # noqa: E402
                            build_model, count_params, describe, flops_per_token, width_for_budget)
 
@@ -62,6 +66,7 @@ FULL = dict(
     lr=1e-3, clip=1.0,
     acc_seq_lens=[64, 256, 1024, 4096], acc_steps=300, acc_batch=32, acc_lr=1e-3,
     acc_seeds=[0, 1, 2], acc_eval=1024, acc_tol=0.04, acc_deadline_s=None,
+    acc_gate_bias=5.0,  # LSTM b_f = -b_i, GRU b_z (experiments/adding_gated.py); 0: PyTorch's init
     stream_contexts=[64, 256, 1024, 4096, 16384], stream_warmup=100, stream_tokens=1000,
     stream_dtypes=["fp32", "fp16"], cuda_graphs=True,
     parts=["throughput", "accuracy", "streaming"], seed=0,
@@ -451,8 +456,13 @@ def count_throughput_units(cfg, device):
 # (b) accuracy on the adding problem
 # --------------------------------------------------------------------------------------------
 def adding_batch(batch, T, gen, device):
-    """Adding problem (Hochreiter & Schmidhuber 1997; Le et al. 2015): inputs ``(B, T, 2)`` =
-    (value ~ U(0, 1), marker); one marker in each half; target = sum of the two marked values."""
+    """The adding problem in the variant of Le, Jaitly & Hinton (2015), drawn on ``device``.
+
+    Inputs ``(B, T, 2)`` = (value ~ U[0, 1], marker in {0, 1}); one marker uniformly in the first
+    half ``[0, T//2)``, one in the second ``[T//2, T)`` (Arjovsky et al. 2016's placement); target
+    ``X1 + X2`` in [0, 2]. The same rules as ``rnnlib.data.adding_problem(variant="le2015")``,
+    from torch's generator. Chapter 6 uses the 1997 variant instead (values in [-1, 1], target
+    ``0.5 + (X1 + X2) / 4``): a tolerance ``tol`` here is ``tol / 4`` there."""
     values = torch.rand(batch, T, generator=gen, device=device)
     half = T // 2
     i = torch.randint(0, half, (batch,), generator=gen, device=device)
@@ -498,6 +508,7 @@ def train_adding(model, T, cfg, seed, device):
     losses = torch.stack(losses).float().cpu().tolist()
     tail = losses[-max(1, steps // 10):]
     return dict(accuracy=float((err.abs() < cfg["acc_tol"]).float().mean()),
+                accuracy_tol_x2=float((err.abs() < 2 * cfg["acc_tol"]).float().mean()),
                 test_mse=float((err ** 2).mean()), final_train_mse=sum(tail) / len(tail),
                 train_seconds=train_s, loss_every_10=losses[::10])
 
@@ -523,7 +534,10 @@ def run_accuracy(cfg, device, bar):
                                         reason=f"accuracy deadline of {deadline} s reached"))
                     continue
                 torch.manual_seed(seed)
-                model = build_model(name, 1, widths[name], **kw).to(device)
+                model = build_model(name, 1, widths[name], **kw)
+                if cfg.get("acc_gate_bias") and name in ("lstm", "gru"):
+                    set_long_memory(model.rnn, cfg["acc_gate_bias"])
+                model = model.to(device)
                 r = dict(model=name, T=T, seed=seed, params=count_params(model))
                 try:
                     r.update(train_adding(model, T, cfg, seed, device))
@@ -538,18 +552,26 @@ def run_accuracy(cfg, device, bar):
             if not ok:
                 continue
             acc = [r["accuracy"] for r in ok]
+            acc2 = [r["accuracy_tol_x2"] for r in ok]
             mse = [r["test_mse"] for r in ok]
             summary.append(dict(model=name, T=T, n_seeds=len(ok),
                                 accuracy_mean=statistics.fmean(acc),
                                 accuracy_std=statistics.stdev(acc) if len(acc) > 1 else 0.0,
+                                accuracy_tol_x2_mean=statistics.fmean(acc2),
                                 test_mse_mean=statistics.fmean(mse),
                                 test_mse_std=statistics.stdev(mse) if len(mse) > 1 else 0.0,
                                 train_seconds_mean=statistics.fmean(r["train_seconds"] for r in ok)))
-    return dict(task="adding problem", input="(value ~ U(0,1), marker), one marker per half",
+    return dict(task="adding problem", variant="le2015 (Le, Jaitly & Hinton 2015)",
+                input="(value ~ U(0,1), marker), one marker per half",
                 target="sum of the two marked values, read at the last step",
                 criterion=f"|prediction - target| < {cfg['acc_tol']}", tolerance=cfg["acc_tol"],
                 baseline_mse_predict_1=1 / 6,
                 baseline_accuracy_predict_1=1 - (1 - cfg["acc_tol"]) ** 2,
+                baseline_accuracy_tol_x2_predict_1=1 - (1 - 2 * cfg["acc_tol"]) ** 2,
+                gate_bias=cfg.get("acc_gate_bias", 0.0),
+                init=("LSTM b_f = -b_i = gate_bias, GRU b_z = gate_bias in every layer "
+                      "(experiments/adding_gated.set_long_memory); others PyTorch's default"
+                      if cfg.get("acc_gate_bias") else "PyTorch's default"),
                 steps=cfg["acc_steps"], batch=cfg["acc_batch"], lr=cfg["acc_lr"],
                 schedule="AdamW, linear warm-up 10% then cosine, clip 1.0, float32 (TF32 flags)",
                 eval_sequences=cfg["acc_eval"], seeds=cfg["acc_seeds"], seq_lens=cfg["acc_seq_lens"],
@@ -765,6 +787,10 @@ def parse_args(argv):
     p.add_argument("--seq-lens", help="comma list overriding the throughput T values")
     p.add_argument("--acc-seq-lens", help="comma list overriding the adding-problem T values")
     p.add_argument("--acc-steps", type=int)
+    p.add_argument("--acc-batch", type=int, help="adding-problem sequences per step")
+    p.add_argument("--acc-eval", type=int, help="adding-problem test sequences per run")
+    p.add_argument("--acc-gate-bias", type=float,
+                   help="LSTM b_f = -b_i, GRU b_z at the start (0: PyTorch's initialisation)")
     p.add_argument("--acc-deadline-s", type=float, help="skip adding-problem runs after this many s")
     p.add_argument("--acc-seeds", help="comma list of seeds")
     p.add_argument("--stream-contexts", help="comma list of contexts")
@@ -790,7 +816,7 @@ def config_from_args(args):
         v = getattr(args, key)
         if v:
             cfg[key] = conv(v)
-    for key in ("acc_steps", "acc_deadline_s", "stream_tokens", "stream_warmup", "repeats", "budget",
+    for key in ("acc_steps", "acc_batch", "acc_eval", "acc_gate_bias", "acc_deadline_s", "stream_tokens", "stream_warmup", "repeats", "budget",
                 "tokens_per_batch", "cpu_threads", "warmup_steps"):
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
