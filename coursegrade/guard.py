@@ -16,7 +16,7 @@ import os
 import stat
 
 MAX_FILES = 200
-MAX_BYTES = 64 << 20
+MAX_BYTES = 32 << 20
 
 
 class UnsafeSubmission(Exception):
@@ -36,9 +36,11 @@ def check_tree(folder, max_files=MAX_FILES, max_bytes=MAX_BYTES):
     """Raise :class:`UnsafeSubmission` unless ``folder`` is a real folder holding only regular files
     (each with one link) and folders, at most ``max_files`` files and ``max_bytes`` bytes in all.
     Never follows a link, never opens a file."""
-    st = os.lstat(folder)
-    if not stat.S_ISDIR(st.st_mode):
-        raise UnsafeSubmission(f"the submission folder is {_kind(st.st_mode)}, not a folder")
+    for path, what in ((os.path.dirname(os.path.normpath(folder)), "the student's folder"),
+                       (folder, "the submission folder")):
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode):
+            raise UnsafeSubmission(f"{what} is {_kind(st.st_mode)}, not a folder")
     files = size = 0
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
         for name in dirnames + filenames:

@@ -233,3 +233,32 @@ def test_cgroup_refusal_is_clear(monkeypatch):
     monkeypatch.delenv(sandbox.NO_CGROUP_ENV, raising=False)
     with pytest.raises(sandbox.SandboxUnavailable, match="cgroup"):
         sandbox.preflight()
+
+
+@pytest.mark.parametrize("where", ["course", "own folder"])
+def test_validate_works_without_the_sandbox_kernel(tmp_path, where):
+    """Issue 16 item 4: ``nbgrader validate`` (JupyterLab's Validate button) runs in the student's own
+    kernel, in the course folder and in a folder of their own: it passes an answered notebook and fails
+    the blank one, with no kernel error. Only autograde uses the sandbox."""
+    from nbgrader_helpers import solution_answers
+    course = course_copy(tmp_path)
+    answered = make_submission(course, "ps01", "someone", solution_answers("ps01")) / "ps01.ipynb"
+    blank = course / "exercises" / "ps01" / "ps01.ipynb"
+    folder = course
+    if where == "own folder":
+        folder = tmp_path / "mine"
+        folder.mkdir()
+        shutil.copy(answered, folder / "answered.ipynb")
+        shutil.copy(blank, folder / "blank.ipynb")
+        answered, blank = folder / "answered.ipynb", folder / "blank.ipynb"
+    env = dict(os.environ, COURSEGRADE_BWRAP="/nonexistent/bwrap",  # no sandbox at all
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    results = {}
+    for name, path in (("answered", answered), ("blank", blank)):
+        proc = subprocess.run([str(Path(sys.executable).parent / "nbgrader"), "validate", str(path)], cwd=folder,
+                              env=env, capture_output=True, text=True, timeout=300)
+        out = proc.stdout + proc.stderr
+        assert "NoSuchKernel" not in out and "rnn-sandbox" not in out and "refusing" not in out, out[-3000:]
+        results[name] = out
+    assert "Success! Your notebook passes all the tests." in results["answered"], results["answered"][-3000:]
+    assert "VALIDATION FAILED" in results["blank"] and "NotImplementedError" in results["blank"], results["blank"][-3000:]
