@@ -290,8 +290,9 @@ def test_sandboxed_attacks_on_ps01_score_0(tmp_path):
     full = sum(m for _, m, _ in cells["solved"].values())
     assert totals["solved"] == full
     for name in attacks:
-        assert cells[name]["test-step"][0] == 0, (name, cells[name]["test-step"])
-        assert totals[name] == full - cells[name]["test-step"][1] - cells[name]["test-forward"][1], name
+        assert cells[name]["test-step"][0] == 0 and cells[name]["test-forward"][0] == 0, (name, cells[name])
+        assert "calls the rnnlib reference" in cells[name]["test-step"][2] or name == "find-real", cells[name]
+        assert all(cells[name][k][0] == cells[name][k][1] for k in ("test-hand-t0", "test-hand-t1", "test-split"))
 
 
 @needs_sandbox
