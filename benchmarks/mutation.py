@@ -46,6 +46,10 @@ HELPERS = ["conftest.py", "torch_helpers.py"]  # imported by the tests
 # mutated line, which the diff must contain, so that a renumbering cannot mislabel another mutant; why no
 # test can fail).
 EQUIVALENT = {
+    "rnnlib.losses.x_softmax_cross_entropy__mutmut_58": (
+        "targets[..., None], )", "NumPy >= 2.3: take_along_axis's axis defaults to -1, the axis given"),
+    "rnnlib.losses.x_softmax_cross_entropy__mutmut_80": (
+        "targets[..., None], ) - 1.0", "NumPy >= 2.3: take_along_axis's axis defaults to -1, the axis given"),
     "rnnlib.sequence.x_rnn_backward__mutmut_27": (
         "np.zeros(W_hh.shape[1]", "the RNN's W_hh is square (H, H): shape[0] == shape[1]"),
     "rnnlib.sequence.x_linear_backward__mutmut_21": (

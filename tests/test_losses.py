@@ -72,3 +72,19 @@ def test_softmax_cross_entropy_checks_its_arguments():
         losses.softmax_cross_entropy(logits, np.array([-1, 2]))
     loss, _ = losses.softmax_cross_entropy(logits, np.array([0, 2]))  # the edges are allowed
     assert loss == pytest.approx(np.log(3), rel=1e-14)
+
+
+def test_softmax_cross_entropy_edge_cases():
+    """Rows far apart in scale (each is shifted by its own max), 3-D logits in the shape message,
+    integer logits refused by name."""
+    logits = np.array([[1000.0, 0.0], [0.0, 1.0]])
+    loss, dlogits = losses.softmax_cross_entropy(logits, np.array([0, 1]))
+    expected = np.log1p(np.exp(-1.0)) / 2  # row 0 contributes log(1 + e^-1000) = 0
+    assert np.isfinite(loss) and loss == pytest.approx(expected, rel=1e-12)
+    assert np.all(np.isfinite(dlogits))
+    with pytest.raises(ValueError) as err:
+        losses.softmax_cross_entropy(np.zeros((2, 4, 3)), np.zeros((2, 3), dtype=int))
+    assert str(err.value) == "targets: expected shape (2, 4), got (2, 3)"
+    with pytest.raises(ValueError) as err:
+        losses.softmax_cross_entropy(np.zeros((2, 3), dtype=np.int64), np.zeros(2, dtype=int))
+    assert str(err.value) == "logits: expected dtype float32 or float64, got int64"
