@@ -12,7 +12,7 @@ TORCH_INDEX ?=
 SETUP_STEPS ?= $(wildcard setup.d/*.sh)
 STUDENT_VENV ?= .venv-student
 
-.PHONY: setup book test clean exercises student
+.PHONY: setup book pdf test clean exercises student
 
 setup: $(STAMP)
 
@@ -51,6 +51,12 @@ book: $(STAMP)
 	@echo ""
 	@echo "The book is in $(CURDIR)/_build/html"
 	@echo "Serve it locally (search and downloads need a server): python -m http.server -d _build/html 8000   then open http://127.0.0.1:8000"
+
+# The whole book as one PDF (TeX Live from setup.d/50-pdf.sh), after `make book`: the executed
+# notebooks come from the same cache, so nothing runs twice.
+pdf: $(STAMP)
+	$(VENV)/bin/jupyter-book build . --builder pdflatex
+	@echo "The PDF is $(CURDIR)/_build/latex/book.pdf"
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile --durations=15

@@ -39,6 +39,7 @@ def test_publish_workflow_builds_book_and_wheel_and_deploys_them():
     assert "make book" in runs or "jupyter-book build -W -n --keep-going" in runs
     assert re.search(r"pip wheel .*--no-deps .*-w dist|python -m build", runs)
     assert re.search(r"cp dist/\*\.whl _build/html/wheels/", runs)
+    assert "make pdf" in runs and "cp _build/latex/book.pdf _build/html/book.pdf" in runs
     # GitHub Pages deployment of _build/html, with the rights that it needs
     assert any(u.startswith("actions/upload-pages-artifact@") for u in uses)
     assert any(u.startswith("actions/deploy-pages@") for u in uses)
@@ -65,9 +66,9 @@ def test_links_from_settings():
     assert (baseurl, repository, branch) == ("", "", "main")
 
 
-def mini_book(folder, repository, baseurl):
-    """A small book with the course's configuration and extension: the intro, the Setup page, and a
-    chapter whose Exercises link ps01's notebook."""
+def mini_book(folder, repository, baseurl, *options):
+    """A small book with the course's configuration and extension: the intro, the Setup page, a
+    chapter whose Exercises link ps01's notebook, the glossary (English and Chinese), the bibliography."""
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     config["repository"]["url"] = repository
     config["html"]["baseurl"] = baseurl
@@ -75,7 +76,8 @@ def mini_book(folder, repository, baseurl):
     (folder / "_config.yml").write_text(yaml.safe_dump(config, allow_unicode=True))
     (folder / "_toc.yml").write_text(yaml.safe_dump({
         "format": "jb-book", "root": "intro",
-        "parts": [{"caption": "Course", "chapters": [{"file": "chapters/setup"}, {"file": "chapters/ch02"}]}]}))
+        "parts": [{"caption": "Course", "chapters": [{"file": "chapters/setup"}, {"file": "chapters/ch02"},
+                                                {"file": "glossary"}, {"file": "bibliography"}]}]}))
     (folder / "intro.md").write_text("# A small book\n\nSee {doc}`chapters/setup`.\n")
     (folder / "chapters").mkdir()
     shutil.copy(ROOT / "chapters" / "setup.md", folder / "chapters")
@@ -83,7 +85,7 @@ def mini_book(folder, repository, baseurl):
     (folder / "chapters" / "ch02.md").write_text(
         f"---\n{header}---\n\n# Chapter\n\n```{{code-cell}} ipython3\nprint(6 * 7)\n```\n\n## Exercises\n\n"
         "* Download the notebook: {download}`ps01.ipynb <../exercises/ps01/ps01.ipynb>`.\n")
-    for name in ["references.bib", "favicon.svg"]:
+    for name in ["references.bib", "favicon.svg", "glossary.md", "bibliography.md"]:
         shutil.copy(ROOT / name, folder)
     for name in ["tools", ".vendor"]:
         os.symlink(ROOT / name, folder / name)
@@ -92,7 +94,7 @@ def mini_book(folder, repository, baseurl):
     (folder / "exercises" / "ps01").mkdir(parents=True)
     shutil.copy(ROOT / "exercises" / "ps01" / "ps01.ipynb", folder / "exercises" / "ps01")
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    proc = subprocess.run([str(BIN / "jupyter-book"), "build", "-W", "-n", "--keep-going", str(folder)],
+    proc = subprocess.run([str(BIN / "jupyter-book"), "build", "-W", "-n", "--keep-going", *options, str(folder)],
                           cwd=folder, env=env, capture_output=True, text=True, timeout=900)
     return proc, folder / "_build" / "html"
 
@@ -149,3 +151,15 @@ def test_unpublished_book_names_no_address(tmp_path):
     page = html.unescape(re.sub(r"<[^>]+>", "", (html_dir / "chapters" / "setup.html").read_text()))
     assert 'python -m pip install "rnnlib @ git+REPOSITORY_URL"' in page
     assert "your instructor gives it to you" in page
+
+
+@pytest.mark.skipif(shutil.which("xelatex") is None, reason="no TeX Live: run `make setup` as root (setup.d/50-pdf.sh)")
+def test_pdf_of_a_small_book(tmp_path):
+    """The PDF builder with the course's LaTeX settings, on the Setup page, a chapter and the bilingual
+    glossary: xelatex finds its fonts, and the Chinese terms are typeset (no missing character)."""
+    proc, _ = mini_book(tmp_path, "", "", "--builder", "pdflatex")
+    latex = tmp_path / "_build" / "latex"
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (latex / "book.pdf").stat().st_size > 50_000
+    log = (latex / "book.log").read_text(errors="replace")
+    assert "Missing character" not in log and "隐藏状态" in (latex / "book.tex").read_text()
