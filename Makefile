@@ -66,13 +66,13 @@ exercises: $(STAMP)
 	for d in solutions/ps*/; do $(VENV)/bin/nbgrader generate_assignment $$(basename $$d) --force --no-db; done
 
 # A student's environment, as the README's "For students" lines make it (no root, no course tooling):
-# the package alone, with Jupyter to open the notebooks. Part II also needs torch: see the README.
+# the package alone, with Jupyter to open the notebooks. From ps05 on, torch too: see the README.
 student:
 	python3 -m venv $(STUDENT_VENV)
 	$(STUDENT_VENV)/bin/python -m pip install -e . jupyterlab
 	@echo ""
 	@echo "Done. Start Jupyter with:  $(STUDENT_VENV)/bin/jupyter lab"
-	@echo "For Part II (ps05-ps10) add PyTorch:  $(STUDENT_VENV)/bin/python -m pip install -e \".[torch]\""
+	@echo "From ps05 (chapter 6) on, add PyTorch:  $(STUDENT_VENV)/bin/python -m pip install -e \".[torch]\""
 
 clean:
 	rm -rf _build

@@ -3,7 +3,7 @@ fresh venv (no system site-packages), the course package alone from its wheel (n
 matplotlib, tqdm and vega_datasets come from the package index), installed by the notebooks' own setup
 cell; then every released notebook with its answers filled in from the solution runs there.
 
-Part I (ps01-ps04) runs without torch (`import torch` fails in that venv). Part II needs torch: it is
+ps01-ps04 (chapters 2-5) run without torch (`import torch` fails in that venv). Later sets need torch: it is
 added to the same venv only where pip can install it without a download (here, a local CPU wheel);
 elsewhere that test is skipped, since PyPI's Linux build is a 2.7 GB download."""
 import os
@@ -22,7 +22,7 @@ from nbgrader_helpers import answer_cells, solution_answers
 sys.path.insert(0, str(ROOT / "tools"))
 import notebook_setup_cell  # noqa: E402
 
-PART_ONE = ["ps01", "ps02", "ps03", "ps04"]
+PART_ONE = ["ps01", "ps02", "ps03", "ps04"]  # chapters 2-5: NumPy only
 PART_TWO = sorted(p.name for p in (ROOT / "exercises").glob("ps*") if p.name not in PART_ONE)
 # Executes a notebook in its own folder with the venv's own kernel (ipykernel's python3 is the venv).
 RUNNER = """
@@ -144,7 +144,7 @@ def test_part_two_notebooks_run_with_torch_added(student):
     offline = student.pip("--no-index", "--no-deps", f"torch=={version}", check=False)
     if offline.returncode != 0:
         pytest.skip(f"torch=={version} is not installable here without a download (PyPI's Linux build is "
-                    "about 2.7 GB): Part II is run by the course's own tests instead")
+                    "about 2.7 GB): those sets are run by the course's own tests instead")
     student.pip(f"torch=={version}")  # its dependencies (sympy, networkx, ...)
     for ps in PART_TWO:
         student.run_notebook(ps)
