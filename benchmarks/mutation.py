@@ -50,6 +50,8 @@ EQUIVALENT = {
         "targets[..., None], )", "NumPy >= 2.3: take_along_axis's axis defaults to -1, the axis given"),
     "rnnlib.losses.x_softmax_cross_entropy__mutmut_80": (
         "targets[..., None], ) - 1.0", "NumPy >= 2.3: take_along_axis's axis defaults to -1, the axis given"),
+    "rnnlib.optim.x_clip_grad_norm__mutmut_17": (
+        "g.astype(None)", "astype(None) converts to float64, the type given"),
     "rnnlib.sequence.x_rnn_backward__mutmut_27": (
         "np.zeros(W_hh.shape[1]", "the RNN's W_hh is square (H, H): shape[0] == shape[1]"),
     "rnnlib.sequence.x_linear_backward__mutmut_21": (

@@ -205,3 +205,11 @@ def test_defaults_are_torchs():
     params = {"w": np.zeros(1)}
     Adam(params).step({"w": np.array([1e-9])})  # eps matters when |g| is tiny: 1e-3 * 1e-9 / (1e-9 + 1e-8)
     assert params["w"][0] == pytest.approx(-1e-3 / 11, rel=1e-6)
+
+
+def test_clip_grad_norm_leaves_a_gradient_at_the_threshold_alone():
+    """coef = max_norm / (norm + 1e-6) is exactly 1 here: nothing is rescaled or replaced."""
+    as_given = [0.5]
+    grads = {"w": as_given}
+    assert clip_grad_norm(grads, 0.5 + 1e-6) == 0.5
+    assert grads["w"] is as_given
