@@ -75,7 +75,7 @@ FIRST_DAY, N_DAYS = datetime.date(1950, 1, 1), (datetime.date(2050, 1, 1) - date
 SEPARATOR = " ; "
 
 
-def make_pairs(n, seed, max_dates=4, n_dates=None):
+def make_pairs(n, seed, max_dates=3, n_dates=None):
     """``n`` (source, target) string pairs. Each source holds ``n_dates`` dates (when given) or a
     number drawn uniformly from 1..``max_dates``, each in a random format."""
     rng = np.random.default_rng(seed)
