@@ -141,7 +141,8 @@ def matching_slip(slips, args, got, expected, output_names, rtol, atol):
             continue
         slipped = (slipped,) if single else slipped
         if wrong and all(same(got[k], slipped[k]) for k in wrong):
-            names = " and ".join(output_names[k] for k in wrong)
+            names = [output_names[k] for k in wrong]
+            names = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
             return f"\nYour {names} {'is' if len(wrong) == 1 else 'are'} what you get with {slip_name}."
     return ""
 
