@@ -49,3 +49,12 @@ def test_no_solution_or_hidden_test_is_published(built_book):
     assert not (html / "solutions").exists()
     published = [str(p.relative_to(html)) for p in html.rglob("*")]
     assert not [p for p in published if ".venv" in p or "site-packages" in p or p.startswith("solutions")]
+
+
+def test_setup_page_is_linked_from_the_intro_and_every_exercises_section():
+    assert toc_files()[0] == "chapters/setup"
+    assert "{doc}`chapters/setup`" in (ROOT / "intro.md").read_text()
+    for page in [p for p in toc_files() if p.startswith("chapters/ch")]:
+        text = (ROOT / f"{page}.md").read_text()
+        exercises = text.split("\n## Exercises\n", 1)[1].split("\n## ", 1)[0]
+        assert "{doc}`setup`" in exercises, page
