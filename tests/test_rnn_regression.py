@@ -81,3 +81,16 @@ def test_rnn_regression_params_head_draws_after_the_rnn():
     np.testing.assert_array_equal(p["W_out"], rng.uniform(-0.5, 0.5, (2, 4)))
     np.testing.assert_array_equal(p["b_out"], rng.uniform(-0.5, 0.5, 2))
     assert np.abs(p["W_out"]).max() > 0.3  # drawn from the full U(-1/sqrt(H), 1/sqrt(H))
+
+
+def test_rnn_regression_step_runs_forward_and_backward_on_the_given_layers():
+    from types import SimpleNamespace
+
+    from rnnlib import fast
+    calls = []
+    counting = SimpleNamespace(rnn_forward=lambda *a: calls.append("forward") or fast.rnn_forward(*a),
+                               rnn_backward=lambda *a: calls.append("backward") or fast.rnn_backward(*a))
+    params = train.rnn_regression_params(2, 3, 0)
+    X, y = adding_problem(4, 5, seed=0)
+    train.rnn_regression_step(params, (X, y), layers=counting)
+    assert calls == ["forward", "backward"]

@@ -1,4 +1,6 @@
 """rnnlib.train: the loop trains a tiny linear regression written as a NumPy closure."""
+import re
+
 import numpy as np
 import pytest
 
@@ -128,7 +130,9 @@ def test_fit_messages_and_progress_bar(capsys):
     assert capsys.readouterr().err == ""
     fit(step_fn, params, SGD(params, lr=0.1), [(X, y)], epochs=2, val_fn=lambda p: 0.125, progress=True)
     shown = capsys.readouterr().err
-    assert "epochs" in shown and "train=" in shown and "val=0.125" in shown
+    assert re.search(r"(^|\r)epochs: ", shown) and "train=" in shown and "val=0.125" in shown
+    fit(step_fn, params, SGD(params, lr=0.1), [(X, y)], epochs=1)  # the bar is on by default
+    assert re.search(r"(^|\r)epochs: ", capsys.readouterr().err)
 
 
 def test_iterate_minibatches_message_and_default_shuffle():
