@@ -91,6 +91,6 @@ def test_rnn_regression_step_runs_forward_and_backward_on_the_given_layers():
     counting = SimpleNamespace(rnn_forward=lambda *a: calls.append("forward") or fast.rnn_forward(*a),
                                rnn_backward=lambda *a: calls.append("backward") or fast.rnn_backward(*a))
     params = train.rnn_regression_params(2, 3, 0)
-    X, y = adding_problem(4, 5, seed=0)
+    X, y = adding_problem(4, 8, seed=0)
     train.rnn_regression_step(params, (X, y), layers=counting)
     assert calls == ["forward", "backward"]
