@@ -325,7 +325,7 @@ def reference_in_message(text):
     return match.group(1) if match else None
 
 
-RESTRICTED_HELPER = '''"""Messages for what this restricted rnnlib leaves out (see checks.allowlist on the grading side)."""
+RESTRICTED_HELPER = '''"""Messages for what this restricted rnnlib leaves out (checks.allowlist, grading side)."""
 
 
 class NotAvailable(ImportError):
