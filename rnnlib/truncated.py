@@ -65,7 +65,7 @@ def rnn_backward_truncated(dhs, cache, k):
     H = hs.shape[2]
     dx = np.empty_like(x)
     dW_ih, dW_hh, db = np.zeros_like(W_ih), np.zeros_like(W_hh), np.zeros(H, dtype=hs.dtype)
-    dh0 = None
+    dh0 = np.zeros_like(h0)  # replaced by the first chunk's (stays zero for an empty sequence)
     for start, stop in chunk_bounds(hs.shape[1], k):
         h_in = h0 if start == 0 else hs[:, start - 1]  # the state entering the chunk, a constant here
         chunk_cache = (x[:, start:stop], h_in, hs[:, start:stop], W_ih, W_hh)  # rnn_forward's cache layout

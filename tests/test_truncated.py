@@ -129,5 +129,35 @@ def test_fit_tbptt_carries_the_state_and_adds_up_to_the_truncated_gradient(rng):
 
 def test_fit_tbptt_checks_shapes(rng):
     params, x, _, dhs = random_problem(rng, 2, 6, 2, 3)
-    with pytest.raises(ValueError, match="Y: expected shape"):
+    with pytest.raises(ValueError) as err:
         truncated.fit_tbptt(lambda *a: None, params, Recorder(params), x, dhs[:, :-1], 2, 1, progress=False)
+    assert str(err.value) == "Y: expected shape (2, 6) + (...) to match X (B, T, D) = (2, 6, 2), got (2, 5, 3)"
+
+
+def test_fit_tbptt_passes_fit_options_on(rng, capsys):
+    """clip=, val_fn= and progress= reach rnnlib.train.fit."""
+    params, x, h0, dhs = random_problem(rng, 2, 6, 2, 3)
+
+    def chunk_step(p, x_chunk, g_chunk, h):
+        return 1.0, {k: np.full_like(v, 10.0) for k, v in p.items()}, np.zeros((2, 3))
+
+    opt = Recorder(params)
+    history = truncated.fit_tbptt(chunk_step, params, opt, x, dhs, 3, 1, clip=1.0, val_fn=lambda p: 0.5,
+                                  progress=False)
+    assert history["val_loss"] == [0.5] and capsys.readouterr().err == ""
+    norms = [np.sqrt(sum(np.sum(g ** 2) for g in grads.values())) for grads in opt.grads]
+    assert len(norms) == 2 and max(norms) == pytest.approx(1.0, rel=1e-5)  # clipped
+
+
+def test_truncated_backward_of_an_empty_sequence_and_in_float32(rng):
+    params, x, h0, dhs = random_problem(rng, 2, 0, 2, 3)
+    _, cache = sequence.rnn_forward(x, h0, **params)
+    dx, dh0, dW_ih, dW_hh, db_ih, db_hh = truncated.rnn_backward_truncated(dhs, cache, 2)
+    assert dx.shape == (2, 0, 2)
+    np.testing.assert_array_equal(dh0, np.zeros((2, 3)))
+    assert all(np.array_equal(g, np.zeros_like(g)) for g in (dW_ih, dW_hh, db_ih, db_hh))
+    params, x, h0, dhs = random_problem(rng, 2, 5, 2, 3)
+    p32 = {k: v.astype(np.float32) for k, v in params.items()}
+    _, cache = sequence.rnn_forward(x.astype(np.float32), h0.astype(np.float32), **p32)
+    grads = truncated.rnn_backward_truncated(dhs.astype(np.float32), cache, 2)
+    assert all(g.dtype == np.float32 for g in grads)
