@@ -80,7 +80,10 @@ def test_partial_credit_and_messages(tmp_path):
 
     copier = cells_["copier"]
     assert copier["test-numgrad"][0] == 0
-    assert "calls the rnnlib reference (rnnlib.gradcheck.numerical_gradient)" in copier["test-numgrad"][2]
+    # In the grading sandbox rnnlib.gradcheck.numerical_gradient is a five-point stencil (checks/allowlist.py,
+    # SUBSTITUTES): an answer that calls it is off by O(eps^2) from the two-point difference asked for.
+    assert "numerical_gradient: output gradient" in copier["test-numgrad"][2]
+    # ... and rnnlib.cells has no rnn_step_backward there: the message says why
     assert copier["test-step"][0] == 0 and "calls the rnnlib reference" in copier["test-step"][2]
     # rnn_backward calls the student's rnn_step_backward, which calls the reference: also 0.
     assert copier["test-seq"][0] == 0
