@@ -40,6 +40,7 @@ class SanitizeFeedback(SanitizeHTML):
 
     def __init__(self, **kw):
         super().__init__(**kw)
+        self.enabled = True  # nbconvert runs a registered preprocessor only when enabled
         self.tags = TAGS
         self.attributes = ATTRIBUTES
         self.strip = True
