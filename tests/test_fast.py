@@ -111,10 +111,10 @@ def test_empty_sequences(rng, kind):
     for module in (sequence, fast):
         hs, cs, grads = run(module, kind, *args)
         assert hs.shape == (2, 0, 4) and grads[0].shape == (2, 0, 3)
-        np.testing.assert_array_equal(grads[1], np.zeros((2, 4)))  # dh0
+        assert grads[1].shape == (2, 4) and grads[1].dtype == np.float64 and not grads[1].any()  # dh0
         if kind == "lstm":
             assert cs.shape == (2, 0, 4)
-            np.testing.assert_array_equal(grads[2], args[-1])  # dc0 = dc_last
+            assert grads[2].shape == (2, 4) and np.array_equal(grads[2], args[-1])  # dc0 = dc_last
         assert all(np.array_equal(g, np.zeros_like(g)) for g in grads[-4:])  # weights: nothing to add
 
 
