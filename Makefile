@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml $(wildcard setup.d/*.sh)
 	echo "       (a download of about 190 MB for the CPU build, about 2.7 GB for PyPI's Linux CUDA build; nothing if pip has it)"; \
 	$(PY) -m pip install $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) torch==2.13.0 \
 	    || fail torch "pip could not install torch==2.13.0: check the network or the index (TORCH_INDEX=...), and the disk space."; \
-	echo "setup: [course] pip install -e \".[course]\" (about 180 packages, 1.5 GB with torch; jupyter-book, nbgrader, pytest, dask, ...)"; \
+	echo "setup: [course] pip install -e \".[course]\" (about 190 packages, 1.8 GB with torch; jupyter-book, nbgrader, pytest, dask, ...)"; \
 	$(PY) -m pip install -e ".[course]" \
 	    || fail course "pip could not install the project's course tooling: read pip's message above."; \
 	echo "setup: [course root] $(CURDIR) on the venv's sys.path (rnn-course-root.pth)"; \
