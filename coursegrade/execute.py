@@ -65,13 +65,24 @@ def grader_base():
     """This process's root-owned folder (0700) for scratch folders, ipc sockets and student libraries."""
     with _BASE_LOCK:
         if "dir" not in _BASE:
-            base = tempfile.mkdtemp(prefix="coursegrade-")
+            _remove_stale_bases()
+            base = tempfile.mkdtemp(prefix=f"coursegrade-{os.getpid()}-")
             os.makedirs(os.path.join(base, "empty"), mode=0o555)
             os.makedirs(os.path.join(base, "lib"), mode=0o755)
             _BASE["dir"] = base
             import atexit
             atexit.register(shutil.rmtree, base, True)
         return _BASE["dir"]
+
+
+def _remove_stale_bases():
+    """Folders of grader processes that were killed (their atexit never ran)."""
+    tmp = tempfile.gettempdir()
+    for name in os.listdir(tmp):
+        m = re.fullmatch(r"coursegrade-(\d+)-\w+", name)
+        path = os.path.join(tmp, name)
+        if m and not os.path.exists(f"/proc/{m.group(1)}") and os.lstat(path).st_uid == os.geteuid():
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def zmq_context():

@@ -64,7 +64,6 @@ LIBRARY_ENV = "COURSEGRADE_LIBRARY"      # the problem set's student library (ma
 NO_CGROUP_ENV = "COURSEGRADE_NO_CGROUP"  # 1: run without a cgroup where none can be made (CI), loudly
 WORKDIR = "/home/student/work"           # where the scratch folder appears inside the sandbox
 LIBDIR = "/opt/course"                   # where the student library appears inside the sandbox
-KERNEL_LOG_BYTES = 1 << 20               # the kernel's stderr kept on disk (the rest is cut)
 # The kernel spec's program: isolated Python, working directory /, this file loaded by its path.
 BOOT = ("import os, sys; os.chdir('/'); import importlib.util as u; "
         "s = u.spec_from_file_location('coursegrade_sandbox_launcher', sys.argv[1]); "
@@ -200,6 +199,7 @@ class Cgroup:
             raise SandboxUnavailable(self.unavailable() or "no cgroup")
         try:
             for controller, parent in layout:
+                _remove_stale_cgroups(parent)
                 d = os.path.join(parent, name)
                 os.mkdir(d, 0o755)
                 self.dirs.append(d)
@@ -301,6 +301,22 @@ class Cgroup:
                 except OSError:
                     time.sleep(0.05)
         self.dirs = []
+
+
+def _remove_stale_cgroups(parent, age=120):
+    """Empty kernel cgroups left by a launcher that was killed before it could remove its own."""
+    now = time.time()
+    try:
+        names = [n for n in os.listdir(parent) if n.startswith("coursegrade-")]
+    except OSError:
+        return
+    for name in names:
+        path = os.path.join(parent, name)
+        try:
+            if now - os.stat(path).st_mtime > age:
+                os.rmdir(path)  # fails (EBUSY) while any process is in it
+        except OSError:
+            pass
 
 
 def _write(path, value, optional=False):

@@ -22,4 +22,9 @@ else
     echo "grading: ${packages[*]} already installed"
 fi
 # Debian's postgresql package starts a cluster service; the course does not need it running.
+# The grader also needs a writable cgroup hierarchy (v2 with memory+pids, or v1) to limit each kernel as
+# a whole; without one it refuses to grade (COURSEGRADE_NO_CGROUP=1 goes on with per-process limits).
+[ -d /sys/fs/cgroup ] || echo "grading: WARNING: no /sys/fs/cgroup: grading will refuse (see docs/grading.md)" >&2
+# The kernel spec starts the launcher isolated (python -I) by its absolute path: install it again
+# whenever the course folder moves.
 .venv/bin/python -m coursegrade --install-kernel

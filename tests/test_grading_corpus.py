@@ -11,6 +11,7 @@ import html
 import json
 import os
 import pwd
+import resource
 import shutil
 import socket
 import subprocess
@@ -23,7 +24,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "corpus"))
 import ps01_corpus as corpus  # noqa: E402
-from nbgrader_helpers import ROOT, course_copy, nbgrader  # noqa: E402
+from nbgrader_helpers import ROOT, course_copy, nbgrader, no_cgroup_env  # noqa: E402
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None and not os.path.exists("/usr/bin/bwrap"),
                                 reason="bubblewrap is not installed (make setup installs it)")
@@ -86,7 +87,7 @@ def dask_cluster(tmp_path_factory):
     """A real Dask scheduler and two single-threaded workers on loopback; yields the address."""
     work = tmp_path_factory.mktemp("dask")
     port = free_port()
-    env = dict(os.environ, PYTHONPATH=str(ROOT), DASK_DISTRIBUTED__WORKER__DAEMON="False")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), DASK_DISTRIBUTED__WORKER__DAEMON="False", **no_cgroup_env())
     procs = [subprocess.Popen([PY, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port),
                                "--no-dashboard"], env=env, cwd=work, stdout=subprocess.DEVNULL,
                               stderr=open(work / "scheduler.log", "w"))]
@@ -100,7 +101,8 @@ def dask_cluster(tmp_path_factory):
         from dask.distributed import Client
         with Client(address, timeout=60) as client:
             client.wait_for_workers(2, timeout=120)
-        yield address
+            worker_pids = list(client.run(os.getpid).values())
+        yield {"address": address, "worker_pids": worker_pids}
     finally:
         for p in reversed(procs):
             p.terminate()
@@ -152,18 +154,29 @@ def graded(tmp_path_factory, postgres, dask_cluster):
     nbgrader(course, "generate_assignment", corpus.PS, "--force", f"--CourseDirectory.db_url={url}")
     before_db, before_tree = table_digest(url), tree_digest(course)
     start = time.monotonic()
-    proc = subprocess.run(
-        [PY, "-m", "coursegrade", corpus.PS, "--scheduler", dask_cluster, "--db", url, "--workers", "2",
-         "--cell-timeout", str(corpus.CELL_TIMEOUT), "--notebook-timeout", str(corpus.NOTEBOOK_TIMEOUT),
-         "--memory-mb", str(corpus.MEMORY_MB), "--file-mb", str(corpus.FILE_MB), "--quiet"],
-        cwd=course, capture_output=True, text=True, timeout=1500,
-        env=dict(os.environ, PYTHONPATH=str(ROOT), PATH=f"{Path(PY).parent}{os.pathsep}{os.environ['PATH']}"))
+    command = [PY, "-m", "coursegrade", corpus.PS, "--scheduler", dask_cluster["address"], "--db", url,
+               "--workers", "2", "--cell-timeout", str(corpus.CELL_TIMEOUT), "--notebook-timeout",
+               str(corpus.NOTEBOOK_TIMEOUT), "--memory-mb", str(corpus.MEMORY_MB), "--file-mb", str(corpus.FILE_MB),
+               "--quiet"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PATH=f"{Path(PY).parent}{os.pathsep}{os.environ['PATH']}",
+               **no_cgroup_env())
+    proc = subprocess.run(command, cwd=course, capture_output=True, text=True, timeout=1500, env=env)
     wall = time.monotonic() - start
+    # the grader's peak memory: the coursegrade process (our only child so far) and the Dask workers
+    peak = {"coursegrade": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss << 10}
+    for pid in dask_cluster["worker_pids"]:
+        with open(f"/proc/{pid}/status") as f:
+            peak[f"worker {pid}"] = next(int(line.split()[1]) << 10 for line in f if line.startswith("VmHWM:"))
     report_file = course / f"grading_report_{corpus.PS}.csv"
     assert report_file.exists(), f"coursegrade wrote no report:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     with open(course / f"grading_report_{corpus.PS}.csv") as f:
         report = {row["student_id"]: row for row in csv.DictReader(f)}
-    yield dict(course=course, url=url, proc=proc, wall=wall, report=report, cases=cases, canary=canary,
+    # resuming: the same command again grades nothing and says why
+    rerun = subprocess.run(command, cwd=course, capture_output=True, text=True, timeout=900, env=env)
+    with open(course / f"grading_report_{corpus.PS}.csv") as f:
+        rerun_report = {row["student_id"]: row for row in csv.DictReader(f)}
+    yield dict(course=course, url=url, proc=proc, wall=wall, report=report, cases=cases, canary=canary, peak=peak,
+               rerun=rerun, rerun_report=rerun_report,
                before_db=before_db, after_db=table_digest(url), before_tree=before_tree, after_tree=tree_digest(course))
     shutil.rmtree(canary.parent, ignore_errors=True)
 
@@ -179,7 +192,7 @@ def test_the_run_grades_everyone(graded):
     assert f"graded {n} of {n} submissions" in proc.stdout
     summary = json.loads(proc.stdout.split("COURSEGRADE_SUMMARY ", 1)[1].splitlines()[0])
     assert summary["failed"] == 0 and summary["scheduler"].startswith("tcp://127.0.0.1")
-    assert len(corpus.cases()) >= 15
+    assert len(corpus.cases()) >= 40
 
 
 @pytest.mark.parametrize("student", CASE_NAMES)
@@ -207,19 +220,81 @@ def test_attacks_saw_and_changed_nothing(graded):
     assert "HIDDEN-NOT-SEEN" in text["snoop"]
     assert "WROTE-NOTHING" in text["write-gradebook"]
     assert "NETWORK-BLOCKED" in text["network"] and "NETWORK-REACHED" not in text["network"]
-    flood = course / "autograded" / "output-flood" / corpus.PS / f"{corpus.PS}.ipynb"
-    assert flood.stat().st_size < 4 << 20
     assert "output cut" in text["output-flood"] or "CellTimeoutError" in text["output-flood"]
-    huge = course / "autograded" / "huge-file" / corpus.PS / "huge.bin"
-    assert huge.stat().st_size <= corpus.FILE_MB << 20
+    for student in graded["cases"]:  # every byte from the kernel is bounded: no notebook grew past a few MiB
+        path = course / "autograded" / student / corpus.PS / f"{corpus.PS}.ipynb"
+        assert path.stat().st_size < 4 << 20, (student, path.stat().st_size)
     assert graded["canary"].read_text() == "untouched\n"
+    # finding 1: nothing a student planted was imported by the launcher (it would have written here)
+    assert sorted(p.name for p in graded["canary"].parent.iterdir()) == ["canary.txt"]
     # no file outside the submissions' scratch folders changed, none appeared
     assert graded["after_tree"] == graded["before_tree"]
-    # each scratch folder holds the notebook and what that student wrote, nothing of anyone else
+    # finding 2: the folder nbgrader reads back holds the notebook nbgrader wrote and copies of the
+    # submission's own plain files; nothing the kernel made (links, FIFOs, huge.bin) is there
+    extra = {"missing": {"README.txt"}, "extra-file-modules": {"coursegrade", "sitecustomize.py"}}
     for student in graded["cases"]:
-        names = {p.name for p in (course / "autograded" / student / corpus.PS).iterdir()}
-        assert f"{corpus.PS}.ipynb" in names
-        assert names <= {f"{corpus.PS}.ipynb", "huge.bin", "README.txt"}, (student, names)
+        folder = course / "autograded" / student / corpus.PS
+        names = {p.name for p in folder.iterdir()}
+        assert names == {f"{corpus.PS}.ipynb"} | extra.get(student, set()), (student, names)
+        assert all(not p.is_symlink() and (p.is_file() or p.is_dir()) for p in folder.rglob("*")), student
+    assert "LEFT" in corpus.notebook_text(course, "leave-links")
+    assert "RAW-FDS" in corpus.notebook_text(course, "raw-fd-flood")
+    from coursegrade import sandbox
+    if not sandbox.Cgroup.unavailable():  # the kernel's cgroup stopped children the rlimits allowed
+        import re
+        killed = re.search(r"CHILDREN-KILLED (\d+)", corpus.notebook_text(course, "many-process-memory"))
+        assert killed and int(killed.group(1)) >= 1
+
+
+def test_grader_memory_stays_bounded(graded):
+    """Finding 3: under the memory attacks (output floods, a 300 MB raw stdout/stderr flood, reply bombs,
+    display updates, widget state) the grader's processes stay small."""
+    for who, rss in graded["peak"].items():
+        assert rss < 1536 << 20, f"{who} peaked at {rss >> 20} MiB"
+    print("peak RSS (MiB):", {k: v >> 20 for k, v in graded["peak"].items()})
+
+
+def test_feedback_runs_no_student_script(graded):
+    """Finding 6: markdown, HTML outputs and a file name a student controls are sanitised/escaped."""
+    from html.parser import HTMLParser
+
+    class Finder(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.bad, self.in_script = [], False
+
+        def handle_starttag(self, tag, attrs):
+            self.in_script = tag == "script"
+            for name, value in attrs:
+                if name.startswith("on") or (value or "").strip().lower().startswith(("javascript:", "data:text")):
+                    self.bad.append((tag, name, value))
+            if tag in ("iframe", "object", "embed"):
+                self.bad.append((tag,))
+
+        def handle_data(self, data):
+            if self.in_script and "alert(" in data:
+                self.bad.append(("script", data[:80]))
+
+        def handle_endtag(self, tag):
+            self.in_script = False
+
+    page = (graded["course"] / "feedback" / "xss" / corpus.PS / f"{corpus.PS}.html").read_text()
+    assert "XSS-MD" in page and "XSS-HTML" in page
+    finder = Finder()
+    finder.feed(page)
+    assert finder.bad == []
+
+
+def test_a_second_run_resumes(graded):
+    """Resumable: running the same command again grades only what is missing (here: nothing) and says
+    what it skipped; the scores stay."""
+    rerun, n = graded["rerun"], len(graded["cases"])
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    summary = json.loads(rerun.stdout.split("COURSEGRADE_SUMMARY ", 1)[1].splitlines()[0])
+    assert summary["skipped_graded_earlier"] == n and summary["graded_now"] == 0
+    assert "graded by an earlier run" in rerun.stdout
+    for s, row in graded["report"].items():
+        assert graded["rerun_report"][s]["score"] == row["score"], s
 
 
 def test_gradebook_intact_no_grade_lost_or_duplicated(graded):
@@ -246,3 +321,34 @@ def test_gradebook_intact_no_grade_lost_or_duplicated(graded):
     assert sorted(r["student_id"] for r in exported) == sorted(graded["cases"])
     for r in exported:
         assert float(r["score"]) == float(graded["report"][r["student_id"]]["score"])
+
+
+def test_a_killed_run_resumes(tmp_path):
+    """Resumable: a grading run killed halfway (the grader and its workers, SIGKILL) loses nothing;
+    the same command again grades only the submissions that were not finished, and says so."""
+    import signal
+    course = course_copy(tmp_path)
+    for student in ("a", "b", "c"):
+        corpus.cases()["correct"].build(course, student)
+    nbgrader(course, "generate_assignment", corpus.PS, "--force")
+    command = [PY, "-m", "coursegrade", corpus.PS, "--workers", "1", "--no-feedback", "--quiet"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PATH=f"{Path(PY).parent}{os.pathsep}{os.environ['PATH']}",
+               **no_cgroup_env())
+    done = course / ".coursegrade" / "done" / corpus.PS
+    proc = subprocess.Popen(command, cwd=course, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and not (done.is_dir() and any(done.glob("*.json"))):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    first = sorted(p.stem for p in done.glob("*.json"))
+    assert 1 <= len(first) < 3, first
+    rerun = subprocess.run(command, cwd=course, env=env, capture_output=True, text=True, timeout=900)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    summary = json.loads(rerun.stdout.split("COURSEGRADE_SUMMARY ", 1)[1].splitlines()[0])
+    assert summary["skipped_graded_earlier"] == len(first) and summary["graded_now"] == 3 - len(first)
+    assert summary["graded"] == 3 and summary["failed"] == 0
+    with open(course / f"grading_report_{corpus.PS}.csv") as f:
+        assert {row["student_id"]: float(row["score"]) for row in csv.DictReader(f)} == \
+            {s: corpus.FULL for s in ("a", "b", "c")}

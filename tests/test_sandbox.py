@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nbgrader_helpers import ROOT, course_copy, make_submission, nbgrader
+from nbgrader_helpers import ROOT, course_copy, make_submission, nbgrader, no_cgroup_env
 
 from coursegrade import execute, sandbox
 
@@ -145,7 +145,7 @@ def test_grading_refuses_without_the_sandbox(tmp_path):
     make_submission(course, "ps01", "someone", answers)
     nbgrader(course, "generate_assignment", "ps01", "--force")
     env = dict(os.environ, COURSEGRADE_BWRAP="/nonexistent/bwrap", PYTHONPATH=str(ROOT),
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **no_cgroup_env())
     plain = subprocess.run([str(Path(sys.executable).parent / "nbgrader"), "autograde", "ps01", "--force"],
                            cwd=course, env=env, capture_output=True, text=True, timeout=300)
     assert plain.returncode != 0

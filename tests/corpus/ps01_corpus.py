@@ -1,7 +1,7 @@
 """A class of broken and hostile ps01 submissions, with the score and message each must end with.
 
 ps01's grade cells: test-hand-t0 2, test-hand-t1 2, test-split 2, test-step 3, test-forward 3,
-test-count 2 (14 points). Every hostile piece sits in one answer cell; the other answers are the
+test-padded 2 (14 points). Every hostile piece sits in one answer cell; the other answers are the
 worked solution, so "full credit for untouched correct parts" is checkable per case.
 
 Each case: ``CASES[student] = Case(build, score, messages)`` where ``build(course)`` writes the
@@ -9,6 +9,8 @@ submission, ``score`` is the expected total (``None``: checked by the test itsel
 are texts the grading report must give for that student (and the feedback page must show).
 """
 import json
+import os
+import shutil
 import textwrap
 from dataclasses import dataclass, field
 
@@ -148,8 +150,13 @@ for root, dirs, files in os.walk("/"):
     for f in files:
         if f == "gradebook.db" or (f.endswith(".ipynb") and "autograded" not in root):
             found.append(os.path.join(root, f))
-own = os.path.realpath(os.getcwd())   # its own scratch folder is no leak
-found = [f for f in found if not os.path.realpath(f).startswith(own + os.sep)]
+# its own folder too: nbgrader's copy of the notebook (hidden tests restored) must not be there
+for f in glob.glob("*") + glob.glob(".*") + glob.glob("**/*.ipynb", recursive=True):
+    try:
+        if "HIDDEN TESTS" in open(f, errors="replace").read() or f.endswith(".ipynb"):
+            found.append(f)
+    except OSError:
+        pass
 print("SNOOP-FOUND" if found else "SNOOP-NOTHING", found[:5])
 _seen_cells = []
 get_ipython().events.register("pre_run_cell", lambda info: _seen_cells.append(info.raw_cell))
@@ -237,20 +244,184 @@ time.sleep({CELL_TIMEOUT} - 1)
 '''
 
 
+# ---- finding 1: code for the launcher, which runs as root outside the sandbox ------------------------
+PLANTED = """import os
+try:
+    open(os.path.join({canary_dir!r}, "PLANTED-RAN-" + __name__), "w").write("ran as root")
+except Exception:
+    pass
+"""
+PLANT_AND_RESTART = '''
+import os
+for name in ["coursegrade/__init__.py", "coursegrade/sandbox.py", "json.py", "signal.py", "subprocess.py",
+             "sitecustomize.py"]:
+    os.makedirs(os.path.dirname(name) or ".", exist_ok=True)
+    with open(name, "w") as f:
+        f.write({planted!r})
+os._exit(0)   # the executor restarts the kernel: its launcher must not import what is here
+'''
+
+
+def extra_files(files):
+    """The solved release plus extra files ``{relative path: text}`` in the submission folder."""
+    def build(course, student):
+        target = make_submission(course, PS, student, good())
+        for rel, text in files.items():
+            (target / rel).parent.mkdir(parents=True, exist_ok=True)
+            (target / rel).write_text(text)
+    return build
+
+
+# ---- finding 2: the kernel's folder and what nbgrader reads back ----------------------------------------
+LEAVE_LINKS = '''
+import os
+made = []
+for target, name in [("../../../solutions/ps01/ps01.ipynb", "sol.ipynb"), ("/etc/passwd", "passwd.txt"),
+                     ("../../../gradebook.db", "gradebook.db"), ("../../other/ps01/ps01.ipynb", "other.ipynb"),
+                     ({canary!r}, "canary.txt"), ("/", "root")]:
+    try:
+        os.symlink(target, name)
+        made.append(name)
+    except OSError:
+        pass
+for name in ["ps01.ipynb", "fifo"]:
+    try:
+        os.mkfifo(name)
+        made.append(name)
+    except OSError:
+        pass
+print("LEFT", made)
+'''
+
+
+def submitted_link(target, name=None):
+    """The solved release, plus a symbolic link ``name`` -> ``target`` (``name`` None: the notebook itself)."""
+    def build(course, student):
+        folder = make_submission(course, PS, student, good())
+        link = folder / (name or f"{PS}.ipynb")
+        if link.exists():
+            link.unlink()
+        os.symlink(target.format(course=course), link)
+    return build
+
+
+def submitted_fifo(course, student):
+    folder = make_submission(course, PS, student, good())
+    (folder / f"{PS}.ipynb").unlink()
+    os.mkfifo(folder / f"{PS}.ipynb")
+
+
+def submitted_hardlink(canary):
+    def build(course, student):
+        folder = make_submission(course, PS, student, good())
+        os.link(canary, folder / "notes.txt")
+    return build
+
+
+def student_folder_link(course, student):
+    """The student's whole folder is a link to another student's."""
+    other = course / "submitted" / (student + "-target")
+    make_submission(course, PS, other.name, good())
+    shutil.move(str(other), str(course / "hidden-target"))
+    os.symlink(course / "hidden-target", course / "submitted" / student)
+
+
+# ---- finding 3: bytes from the kernel -------------------------------------------------------------------
+RAW_FD_FLOOD = '''
+import os, sys
+chunk = b"y" * (1 << 20)
+fds = {getattr(s, "_original_stdstream_copy", None) for s in (sys.stdout, sys.stderr)} - {None}
+for _ in range(100):            # 200 MB to the kernel process's own stdout/stderr (behind ipykernel's back)
+    for fd in fds:
+        try:
+            os.write(fd, chunk)
+        except OSError:
+            pass
+print("RAW-FDS", sorted(fds))
+'''
+REPLY_BOMB = '''def rnn_step(x, h_prev, W_ih, W_hh, b_ih, b_hh):
+    return [[1] * (1 << 15)] * 16      # 512 Ki list items: about 6 MB of JSON, past the cap on an answer
+'''
+RESULTS_DURING_RPC = '''import sys
+_flooded = []
+def rnn_step(x, h_prev, W_ih, W_hh, b_ih, b_hh):
+    if not _flooded:             # the first call: 40 MB of execute_result messages while the grader waits
+        _flooded.append(1)
+        for _ in range(40):
+            sys.displayhook("z" * (1 << 20))
+    return np.tanh(x @ W_ih.T + b_ih + h_prev @ W_hh.T + b_hh)
+'''
+DISPLAY_UPDATES = '''
+from IPython.display import display
+handle = display("start", display_id=True)
+for _ in range(30):              # 30 MB of update_display_data rewriting the output above
+    handle.update("u" * (1 << 20))
+'''
+WIDGET_STATE = '''
+from ipykernel.comm import Comm
+for i in range(30):              # 30 MB of comm/widget state
+    Comm(target_name="jupyter.widget", data={"state": {"_model_module": "x", "_model_name": "y",
+                                                       "value": "w" * (1 << 20)}, "buffer_paths": []})
+'''
+MANY_PROCESS_MEMORY = '''
+import os, signal, time
+kids = []
+for i in range(4):               # each child under the per-process limit, together over the kernel's memory
+    pid = os.fork()
+    if pid == 0:
+        block = bytearray(700 << 20)
+        block[::4096] = b"x" * len(block[::4096])
+        time.sleep(1)
+        os._exit(0)
+    kids.append(pid)
+killed = sum(os.WIFSIGNALED(os.waitpid(pid, 0)[1]) for pid in kids)
+print("CHILDREN-KILLED", killed)
+'''
+
+
+def own_cell(code, after="hand-t0"):
+    """The solved release with a cell of the student's own (no nbgrader metadata) after ``after``."""
+    def edit(nb):
+        nb.cells.insert(nb.cells.index(_cell(nb, after)) + 1, nbformat.v4.new_code_cell(code))
+    return edit_notebook(edit)
+
+# ---- finding 6: stored XSS ------------------------------------------------------------------------------
+XSS_MARKDOWN = ('XSS-MD <script>alert("md")</script> <img src=x onerror=alert("img")> '
+                '[click](javascript:alert("link")) <a href="javascript:alert(1)">a</a>')
+XSS_OUTPUT = '''
+from IPython.display import HTML, Markdown, Javascript, display
+display(HTML('<b>XSS-HTML</b><script>alert("html")</script><img src=x onerror=alert("out")>'))
+display(Markdown('[m](javascript:alert("mdout"))'))
+display(Javascript('alert("js")'))
+'''
+XSS_NAME = 'x<img src=x onerror=alert(1)>[y](javascript:alert(2)).ipynb'
+
+
+def xss(course, student):
+    nb = nbformat.read(course / "exercises" / PS / f"{PS}.ipynb", as_version=4)
+    for gid, cell in answer_cells(nb).items():
+        cell.source = good()[gid] + (XSS_OUTPUT if gid == "hand-t0" else "")
+    nb.cells.insert(2, nbformat.v4.new_markdown_cell(XSS_MARKDOWN))
+    target = make_submission(course, PS, student, notebook=nbformat.writes(nb))
+    (target / f"{PS}.ipynb").rename(target / XSS_NAME)
+
+
 def cases(network_port=5432, canary="/tmp/coursegrade-canary.txt"):
+    canary_dir = os.path.dirname(canary)
+    refused = "was refused"
     return {
         "correct": Case(with_answers(), FULL),
         "wrong": Case(with_answers(step=WRONG_STEP, split="def split_weights(W, hidden_size):\n    return W[hidden_size:], W[:hidden_size]\n",
-                                   **{"hand-t1": "s1 = np.array([0.56, -0.30])\ny1 = 1.30\n"}),
-                      4, ["largest error", "split_weights: output W_ih", "s1 (state at t1)"]),
+                                   **{"hand-t1": "h1 = np.array([0.56, -0.30])\ny1 = 1.30\n"}),
+                      4, ["largest error", "split_weights: output W_ih", "h1 (state at t1)"]),
         "blank": Case(lambda course, student: make_submission(course, PS, student), 0, ["is not implemented yet"]),
         "syntax-error": Case(with_answers(step="def rnn_step(x, h_prev, W_ih, W_hh, b_ih, b_hh)\n    return x\n"), FULL - 6,
                              ["SyntaxError", "name 'rnn_step' is not defined"]),
-        "infinite-loop": Case(with_answers(count=prepend("count", "while True:\n    pass\n")), FULL - 2,
+        "infinite-loop": Case(with_answers(padded=prepend("padded", "while True:\n    pass\n")), FULL - 2,
                               ["CellTimeoutError"]),
-        "fork-bomb": Case(with_answers(count=prepend("count", FORK_BOMB)), FULL - 2, ["count (answer cell)"]),
-        "memory-bomb": Case(with_answers(count=prepend("count", MEMORY_BOMB)), FULL - 2, ["MemoryError"]),
-        "os-exit": Case(with_answers(count=prepend("count", "import os\nos._exit(0)\n")), FULL - 2, ["KernelDied"]),
+        "fork-bomb": Case(with_answers(padded=prepend("padded", FORK_BOMB)), FULL - 2, ["padded (answer cell)"]),
+        "memory-bomb": Case(with_answers(padded=prepend("padded", MEMORY_BOMB)), FULL - 2, ["MemoryError"]),
+        "os-exit": Case(with_answers(padded=prepend("padded", "import os\nos._exit(0)\n")), FULL - 2, ["KernelDied"]),
         "sys-exit": Case(with_answers(split=prepend("split", "import sys\nsys.exit(1)\n")), FULL - 2, ["SystemExit"]),
         "exit-builtin": Case(with_answers(split=prepend("split", "exit()\n")), FULL - 2, ["KernelDied"]),
         "tampered-test": Case(edit_notebook(tampered), FULL - 6, ["largest error"]),
@@ -263,18 +434,42 @@ def cases(network_port=5432, canary="/tmp/coursegrade-canary.txt"):
         "monkeypatch": Case(with_answers(step=MONKEYPATCH), FULL - 6, ["largest error"]),
         "reference-detector-off": Case(with_answers(step=REFERENCE_AND_PATCHED_DETECTOR), FULL - 6,
                                        ["calls the rnnlib reference"]),
-        "snoop": Case(with_answers(**{"hand-t0": append("hand-t0", SNOOP), "count": append("count", SNOOP_LATER)}), FULL,
+        "snoop": Case(with_answers(**{"hand-t0": append("hand-t0", SNOOP), "padded": append("padded", SNOOP_LATER)}), FULL,
                       [], note="SNOOP-NOTHING and HIDDEN-NOT-SEEN in its outputs"),
         "write-gradebook": Case(with_answers(**{"hand-t0": append("hand-t0", WRITE_GRADEBOOK.replace("{canary}", canary))}), FULL, [],
                                 note="WROTE-NOTHING in its outputs"),
         "network": Case(with_answers(**{"hand-t0": append("hand-t0", NETWORK.format(port=network_port))}), FULL, [],
                         note="NETWORK-BLOCKED in its outputs"),
         "output-flood": Case(edit_notebook(flood_cell), FULL, [], note="output cut to the limit (or the cell stopped)"),
-        "huge-file": Case(with_answers(count=append("count", HUGE_FILE)), FULL, ["File too large"]),
+        "huge-file": Case(with_answers(padded=append("padded", HUGE_FILE)), FULL, ["File too large"]),
         "stubborn-loop": Case(with_answers(forward=append("forward", STUBBORN_LOOP)), FULL - 3,
                               ["did not stop when interrupted"]),
+        # finding 1
+        "plant-and-restart": Case(with_answers(padded=prepend("padded", PLANT_AND_RESTART.format(
+            planted=PLANTED.format(canary_dir=canary_dir)))), FULL - 2, ["KernelDied"]),
+        "extra-file-modules": Case(extra_files({"coursegrade/__init__.py": PLANTED.format(canary_dir=canary_dir),
+                                                "coursegrade/sandbox.py": PLANTED.format(canary_dir=canary_dir),
+                                                "sitecustomize.py": PLANTED.format(canary_dir=canary_dir)}), FULL),
+        # finding 2
+        "leave-links": Case(with_answers(**{"hand-t0": append("hand-t0", LEAVE_LINKS.format(canary=canary))}), FULL),
+        "submitted-link-solutions": Case(submitted_link("{course}/solutions/ps01/ps01.ipynb"), 0,
+                                         [refused, "symbolic link"]),
+        "submitted-link-data": Case(submitted_link("../../../gradebook.db", "data.csv"), 0, [refused, "symbolic link"]),
+        "submitted-link-device": Case(submitted_link("/dev/zero", "zeros.bin"), 0, [refused, "symbolic link"]),
+        "submitted-fifo": Case(submitted_fifo, 0, [refused, "named pipe"]),
+        "submitted-hardlink": Case(submitted_hardlink(canary), 0, [refused, "hard link"]),
+        "folder-link": Case(student_folder_link, 0, [refused, "the student's folder is a symbolic link"]),
+        # finding 3
+        "raw-fd-flood": Case(own_cell(RAW_FD_FLOOD), FULL),
+        "reply-bomb": Case(with_answers(step=REPLY_BOMB), FULL - 8, ["more data than the grader accepts"]),
+        "results-during-rpc": Case(with_answers(step=RESULTS_DURING_RPC), FULL),
+        "display-updates": Case(with_answers(padded=append("padded", DISPLAY_UPDATES)), FULL),
+        "widget-state": Case(with_answers(padded=append("padded", WIDGET_STATE)), FULL),
+        "many-process-memory": Case(own_cell(MANY_PROCESS_MEMORY), FULL, [], note="CHILDREN-KILLED >= 1"),
+        # finding 6
+        "xss": Case(xss, FULL, ["submitted as x<img"]),
         "time-hog": Case(with_answers(**{gid: prepend(gid, TIME_HOG) for gid in
-                                         ("hand-t0", "hand-t1", "split", "step", "forward", "count")}), None,
+                                         ("hand-t0", "hand-t1", "split", "step", "forward", "padded")}), None,
                          ["time limit"]),
     }
 
