@@ -285,8 +285,15 @@ def run_hidden_block(source, client, filename="<hidden tests>"):
         reply = client.request({"op": "get", "name": name})
         if reply.get("status") == "missing":
             hint = reply.get("hint")
-            if hint and isinstance(hint, str):
-                raise NameError(f"name {name!r} is not defined (an earlier cell stopped: {hint[:1000]})")
+            if hint and isinstance(hint, str):  # a cell stopped at the restricted rnnlib's NotAvailable
+                from checks.allowlist import reference_in_message
+                from checks.grading import GradingError
+
+                why = f"name {name!r} is not defined (an earlier cell stopped: {hint[:1000]})"
+                if reference_in_message(hint):
+                    raise GradingError(f"{name} calls the rnnlib reference ({reference_in_message(hint)}) instead "
+                                       f"of computing the answer itself: this part scores 0; {why}")
+                raise NameError(why)
             continue  # the block raises NameError, as it would in the kernel
         namespace[name] = decode(reply["value"], client)
     exec(compile(source, filename, "exec"), namespace)
