@@ -215,3 +215,44 @@ def test_stack_bad_arguments_raise_value_error_naming_them(rng, name, message):
     with pytest.raises(ValueError) as err:
         bad_call(name, rng)
     assert message in str(err.value)
+
+
+def test_stack_checks_with_exact_messages():
+    """Each check names its argument; messages compared whole (a mangled name or number is caught)."""
+    from rnnlib import cells
+
+    def layer(D, H, seed, dtype=np.float64):
+        return cells.init_params(D, H, seed, gates=4, dtype=dtype)
+
+    def message(call):
+        with pytest.raises(ValueError) as err:
+            call()
+        return str(err.value)
+
+    x = np.zeros((2, 5, 3))
+    assert message(lambda: stacked.stacked_forward("lstm", x, [])) == "layers: expected at least one layer, got none"
+    two_sizes = [[layer(3, 4, 0), layer(3, 5, 1)]]  # the reverse direction has another hidden size
+    assert message(lambda: stacked.stacked_forward("lstm", x, two_sizes, bidirectional=True)) == (
+        "layers[0][1]: W_hh: expected shape (16, 4) (the hidden size of layers[0][0]), got (20, 5)")
+    other_input = [[layer(3, 4, 0), layer(2, 4, 1)]]  # layer 0 reads x: D = 3 in both directions
+    assert message(lambda: stacked.stacked_forward("lstm", x, other_input, bidirectional=True)) == (
+        "layers[0][1]: W_ih: expected shape (16, 3), got (16, 2)")
+    layers = [[layer(3, 4, 0), layer(3, 4, 1)], [layer(8, 4, 2), layer(8, 4, 3)]]
+    for name in ("h0", "c0"):
+        kw = {name: np.zeros((4, 2, 4), dtype=np.float32)}
+        assert message(lambda: stacked.stacked_forward("lstm", x, layers, bidirectional=True, **kw)) == (
+            f"{name}: expected dtype float64 (the dtype of x), got float32")
+        layers32 = [[{k: v.astype(np.float32) for k, v in p.items()} for p in ds] for ds in layers]
+        kw = {name: np.zeros((4, 2, 4))}
+        assert message(lambda: stacked.stacked_forward("lstm", x.astype(np.float32), layers32, bidirectional=True,
+                                                       **kw)) == f"{name}: expected dtype float32 (the dtype of x), got float64"
+    out, _, cache = stacked.stacked_forward("lstm", x, layers, bidirectional=True)
+    dout, zeros = np.zeros_like(out), np.zeros((4, 2, 4))
+    assert message(lambda: stacked.stacked_backward(dout, cache, (np.zeros((4, 2, 5)), None))) == (
+        "dh_n: expected shape (4, 2, 4), got (4, 2, 5)")
+    for bad in ("dout", "dh_n", "dc_n"):
+        args = {"dout": dout, "dh_n": zeros, "dc_n": zeros}
+        args[bad] = args[bad].astype(np.float32)
+        listed = ", ".join(f"{n}={'float32' if n == bad else 'float64'}" for n in ("dout", "dh_n", "dc_n"))
+        assert message(lambda: stacked.stacked_backward(args["dout"], cache, (args["dh_n"], args["dc_n"]))) == (
+            f"arguments must share one dtype, got {listed}")
