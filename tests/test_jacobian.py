@@ -81,3 +81,14 @@ def test_state_jacobian_norms_bad_arguments_raise_value_error(rng, kind, x_shape
     with pytest.raises(ValueError) as err:
         state_jacobian_norms(kind, np.zeros(x_shape), p, state)
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize("kind,state", [("rnn", "h"), ("gru", "h"), ("lstm", "h"), ("lstm", "c")])
+def test_state_jacobian_norms_in_float32(rng, kind, state):
+    """float32 inputs and weights work (the states start in x's dtype) and agree with float64."""
+    from rnnlib import cells
+    p = cells.init_params(3, 4, rng, gates={"rnn": 1, "lstm": 4, "gru": 3}[kind])
+    x = rng.standard_normal((6, 3))
+    norms64 = state_jacobian_norms(kind, x, p, state)
+    norms32 = state_jacobian_norms(kind, x.astype(np.float32), {k: v.astype(np.float32) for k, v in p.items()}, state)
+    np.testing.assert_allclose(norms32, norms64, rtol=1e-4)
