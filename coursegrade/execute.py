@@ -204,7 +204,9 @@ class SandboxedExecute(Execute):
                                            "the grader cannot proxy); they are as weak as plain nbgrader").tag(config=True)
     max_processes_after_cell = Integer(1, help="Processes the sandbox may keep between cells").tag(config=True)
     cpu_seconds = Integer(0, help="RLIMIT_CPU (0: notebook_timeout)").tag(config=True)
-    memory_bytes = Integer(4 << 30, help="RLIMIT_AS").tag(config=True)
+    memory_bytes = Integer(4 << 30, help="RLIMIT_AS of each process").tag(config=True)
+    kernel_memory_bytes = Integer(0, help="memory of the whole kernel, all its processes (cgroup); "
+                                          "0: memory_bytes").tag(config=True)
     processes = Integer(64, help="RLIMIT_NPROC for the sandbox uid").tag(config=True)
     file_bytes = Integer(64 << 20, help="RLIMIT_FSIZE").tag(config=True)
 
@@ -221,6 +223,7 @@ class SandboxedExecute(Execute):
 
     def limits(self):
         return sandbox.Limits(cpu_seconds=self.cpu_seconds or self.notebook_timeout, memory_bytes=self.memory_bytes,
+                              kernel_memory_bytes=self.kernel_memory_bytes,
                               processes=self.processes, file_bytes=self.file_bytes)
 
     def create_kernel_manager(self):

@@ -168,7 +168,7 @@ def markdown_escape(text):
     HTML-escaped, and markdown's punctuation backslash-escaped (no links, no images, no emphasis)."""
     import html
     import re
-    return re.sub(r"([\\`*_{}\[\]()#+!|~>-])", r"\\\1", html.escape(str(text), quote=True))
+    return re.sub(r"([\\`*_{}\[\]()#+!|~>-])", r"\\\1", html.escape(str(text), quote=False))
 
 
 def _with_note(nb, text):
@@ -293,6 +293,8 @@ def parse_args(argv):
     p.add_argument("--cell-timeout", type=int, help="seconds per cell")
     p.add_argument("--notebook-timeout", type=int, help="seconds per notebook (also the CPU-time limit)")
     p.add_argument("--memory-mb", type=int, help="address-space limit of the kernel, MiB")
+    p.add_argument("--kernel-memory-mb", type=int,
+                   help="memory of the whole kernel, all its processes together (cgroup), MiB; default: --memory-mb")
     p.add_argument("--file-mb", type=int, help="largest file the kernel may write, MiB")
     p.add_argument("--no-feedback", action="store_true", help="skip generate_feedback and export")
     p.add_argument("--regrade", action="store_true",
@@ -335,6 +337,7 @@ def main(argv=None):
     if args.cell_timeout:
         overrides.setdefault("Execute", {})["timeout"] = args.cell_timeout
     for opt, trait, scale in (("notebook_timeout", "notebook_timeout", 1), ("memory_mb", "memory_bytes", 1 << 20),
+                              ("kernel_memory_mb", "kernel_memory_bytes", 1 << 20),
                               ("file_mb", "file_bytes", 1 << 20)):
         if getattr(args, opt):
             overrides.setdefault("SandboxedExecute", {})[trait] = getattr(args, opt) * scale

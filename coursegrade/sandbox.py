@@ -83,6 +83,10 @@ class Limits:
     file_bytes: int = 64 << 20      # RLIMIT_FSIZE: largest file a process may write
     open_files: int = 256           # RLIMIT_NOFILE
     tmp_bytes: int = 64 << 20       # size of the private /tmp (a tmpfs)
+    kernel_memory_bytes: int = 0    # memory of all the kernel's processes together (cgroup); 0: memory_bytes
+
+    def cgroup_memory(self):
+        return self.kernel_memory_bytes or self.memory_bytes
 
     def to_env(self):
         return json.dumps(asdict(self))
@@ -559,7 +563,7 @@ def launch(argv):
         uid, _lock = take_uid()
         nproc = limits.processes
         try:
-            cgroup = Cgroup(f"coursegrade-{uid}-{os.getpid()}", limits.memory_bytes, limits.processes)
+            cgroup = Cgroup(f"coursegrade-{uid}-{os.getpid()}", limits.cgroup_memory(), limits.processes)
         except SandboxUnavailable as exc:
             if not no_cgroup_allowed():
                 print(f"coursegrade sandbox: refusing to start: {exc}", file=sys.stderr)

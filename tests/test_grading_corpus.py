@@ -157,6 +157,7 @@ def graded(tmp_path_factory, postgres, dask_cluster):
     command = [PY, "-m", "coursegrade", corpus.PS, "--scheduler", dask_cluster["address"], "--db", url,
                "--workers", "2", "--cell-timeout", str(corpus.CELL_TIMEOUT), "--notebook-timeout",
                str(corpus.NOTEBOOK_TIMEOUT), "--memory-mb", str(corpus.MEMORY_MB), "--file-mb", str(corpus.FILE_MB),
+               "--kernel-memory-mb", str(corpus.KERNEL_MEMORY_MB),
                "--quiet"]
     env = dict(os.environ, PYTHONPATH=str(ROOT), PATH=f"{Path(PY).parent}{os.pathsep}{os.environ['PATH']}",
                **no_cgroup_env())

@@ -24,7 +24,7 @@ def run_in_sandbox(code, limits=None, timeout=120, cgroup=False):
     scratch = Path(tempfile.mkdtemp(prefix="cg-scratch-"))
     private = Path(tempfile.mkdtemp(prefix="cg-"))
     uid, lock = sandbox.take_uid() if os.geteuid() == 0 else (os.geteuid(), None)
-    group = sandbox.Cgroup(f"coursegrade-test-{os.getpid()}", limits.memory_bytes, limits.processes) if cgroup else None
+    group = sandbox.Cgroup(f"coursegrade-test-{os.getpid()}", limits.cgroup_memory(), limits.processes) if cgroup else None
     try:
         if os.geteuid() == 0:
             os.chown(scratch, uid, uid)
