@@ -60,6 +60,12 @@ EQUIVALENT = {
         "np.eye(H, dtype=None)", "the backward's seed in float64 for float32 x only computes the norms more precisely (float64 either way)"),
     "rnnlib.jacobian.x_state_jacobian_norms__mutmut_91": (
         "np.eye(H, )", "the backward's seed in float64 for float32 x only computes the norms more precisely (float64 either way)"),
+    "rnnlib.stacked.x_stacked_forward__mutmut_37": (
+        'initial_states("h0", h0, shape, None)', "NumPy compares a dtype with None as with float64, and the layer's own check "
+        "(sequence.initial_state) raises the same message for any other dtype"),
+    "rnnlib.stacked.x_stacked_forward__mutmut_48": (
+        'initial_states("c0", c0, shape, None)', "NumPy compares a dtype with None as with float64, and the layer's own check "
+        "(sequence.initial_state) raises the same message for any other dtype"),
     "rnnlib.sequence.x_rnn_backward__mutmut_27": (
         "np.zeros(W_hh.shape[1]", "the RNN's W_hh is square (H, H): shape[0] == shape[1]"),
     "rnnlib.sequence.x_linear_backward__mutmut_21": (
