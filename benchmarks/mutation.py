@@ -108,6 +108,16 @@ def prepare(workdir, module, tests):
         "pytest_add_cli_args =\n    -p\n    no:cacheprovider\n    -q\n")
 
 
+def label_equivalent(entry):
+    """Mark a surviving mutant listed in EQUIVALENT (if its diff shows the listed change) with the reason."""
+    entry.pop("equivalent", None)
+    added = [line for line in entry["diff"].splitlines() if line.startswith("+") and not line.startswith("+++")]
+    known = EQUIVALENT.get(entry["name"])
+    if entry["status"] == "survived" and known and any(known[0] in line for line in added):
+        entry["equivalent"] = known[1]
+    return entry
+
+
 def source_sha256(module):
     return hashlib.sha256((ROOT / "rnnlib" / f"{module}.py").read_bytes()).hexdigest()
 
@@ -140,10 +150,7 @@ def run_module(module, tests, max_children, mutants=(), previous=None):
             diff = mutmut(workdir, "show", name).stdout
             diff = "\n".join(line for line in diff.splitlines() if not line.startswith("# "))
             entry = {"name": name, "status": status, "diff": diff}
-            added = [line for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
-            if status == "survived" and name in EQUIVALENT and any(EQUIVALENT[name][0] in line for line in added):
-                entry["equivalent"] = EQUIVALENT[name][1]
-            not_killed.append(entry)
+            not_killed.append(label_equivalent(entry))
         counts = {s: sum(1 for v in statuses.values() if v == s) for s in sorted(set(statuses.values()))}
         n_mutants, killed = len(statuses), counts.get("killed", 0)
         if previous is not None:  # the mutants killed before are still killed: the tests only grew
@@ -173,6 +180,8 @@ def main():
     parser.add_argument("--recheck", action="store_true",
                         help="run again only the mutants the record lists as not killed (after new tests), "
                              "for modules whose source has not changed since")
+    parser.add_argument("--relabel", action="store_true",
+                        help="run nothing: apply EQUIVALENT to the record's survivors again and recount")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "mutation.json"))
     args = parser.parse_args()
     modules = [m for m in args.modules.split(",") if (ROOT / "rnnlib" / f"{m}.py").exists()]
@@ -180,6 +189,13 @@ def main():
     out = Path(args.out)
     record = json.loads(out.read_text()) if out.exists() else {"modules": {}}
     import mutmut as mutmut_package
+    if args.relabel:
+        for entry in record["modules"].values():
+            entry["not_killed"] = [label_equivalent(e) for e in entry["not_killed"]]
+            entry["equivalent"] = sum(1 for e in entry["not_killed"] if "equivalent" in e)
+            entry["killed_of_non_equivalent"] = round(entry["killed"] / max(1, entry["mutants"] - entry["equivalent"]), 4)
+        modules = []
+        write_totals(record, out)
     for module in modules:
         print(f"mutation testing rnnlib/{module}.py ...", flush=True)
         previous = record["modules"].get(module) if args.recheck else None
@@ -191,21 +207,27 @@ def main():
         entry = record["modules"][module]
         print(f"  {entry['mutants']} mutants, {entry['killed']} killed, {entry['survived']} survived "
               f"({entry['equivalent']} equivalent), {entry['timeout']} timed out, {entry['seconds']} s", flush=True)
-        entries = record["modules"].values()
-        total = {k: sum(e[k] for e in entries) for k in ("mutants", "killed", "survived", "timeout", "equivalent")}
-        total["killed_of_non_equivalent"] = round(total["killed"] / max(1, total["mutants"] - total["equivalent"]), 4)
-        record.update({
-            "tool": f"mutmut {mutmut_package.__version__}",
-            "what": "mutants of rnnlib's NumPy modules against the fast unit tests; killed = a test failed",
-            "command": " ".join(["python"] + sys.argv), "commit": git("rev-parse", "HEAD"),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                        "cpus": os.cpu_count(), "max_children": args.max_children},
-            "total": total})
-        record["modules"] = dict(sorted(record["modules"].items()))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(record, indent=2) + "\n")  # after every module: a long run can be stopped
+        write_totals(record, out, args.max_children)  # after every module: a long run can be stopped
     print(json.dumps({"total": record.get("total"), "written": str(out)}))
+
+
+def write_totals(record, out, max_children=1):
+    """Add the totals over the modules and the provenance to ``record``; write it to ``out``."""
+    import mutmut as mutmut_package
+    entries = record["modules"].values()
+    total = {k: sum(e[k] for e in entries) for k in ("mutants", "killed", "survived", "timeout", "equivalent")}
+    total["killed_of_non_equivalent"] = round(total["killed"] / max(1, total["mutants"] - total["equivalent"]), 4)
+    record.update({
+        "tool": f"mutmut {mutmut_package.__version__}",
+        "what": "mutants of rnnlib's NumPy modules against the fast unit tests; killed = a test failed",
+        "command": " ".join(["python"] + sys.argv), "commit": git("rev-parse", "HEAD"),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "python": platform.python_version(),
+                    "cpus": os.cpu_count(), "max_children": max_children},
+        "total": total})
+    record["modules"] = dict(sorted(record["modules"].items()))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":
