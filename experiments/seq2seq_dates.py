@@ -14,7 +14,8 @@ output: greedy decoding by number of dates and by source length, teacher-forced 
 token accuracy (exposure bias), greedy against beam search on a subset, and, for the attention
 model, the attention weights of a few examples (the alignment heatmap).
 
-Run (about 20 minutes on two shared CPU cores with the defaults)::
+Run (30 minutes of wall time with the defaults, one thread under ``nice`` on two busy shared cores;
+the record keeps the seconds)::
 
     nice python experiments/seq2seq_dates.py          # -> experiments/results/seq2seq_dates.json
     python experiments/seq2seq_dates.py --tiny --out /tmp/s.json   # seconds: the test's config
