@@ -249,10 +249,10 @@ def test_calling_the_graded_reference_scores_0(assignment, attacks, tmp_path):
     that calls the reference scores 0 for its cell (and cells graded through it); the rest full marks."""
     scores = grade_in_restricted_kernel(assignment, attacks, tmp_path)
     lost = {k for k, v in scores.items() if v[0] < v[1]}
-    expected = {"ps03": {"test-numgrad", "test-step", "test-seq"}, "ps04": {"test-adam", "test-epoch", "test-scale"},
-                "ps05": {"test-clip", "test-tbptt"}}[assignment]
-    assert lost == expected, scores
-    for gid in expected - {"test-numgrad"}:
+    attacked = {f"test-{gid}" for gid in attacks}
+    through = {"ps04": {"test-weather"}}.get(assignment, set()) & set(scores)  # trains with the student's Adam
+    assert lost == attacked | through, scores
+    for gid in attacked - {"test-numgrad"}:
         assert "calls the rnnlib reference" in scores[gid][2], (gid, scores[gid])
     if assignment == "ps03":
         assert "values differ" in scores["test-numgrad"][2], scores["test-numgrad"]
