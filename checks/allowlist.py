@@ -27,7 +27,8 @@ import importlib.util
 import pathlib
 import re
 
-# What counts as the reference: "module": (names...). A class counts with all its methods.
+# What counts as the reference: "module": (names...). A class counts with all its methods. (The in-process
+# watch looks at rnnlib.torch modules only once something has imported them: it never imports torch.)
 # rnnlib.gradcheck is a utility (ps03 grades numerical_gradient through its probe; ps03's sandbox
 # does not have it); rnnlib.data, .jacobian and rnnlib.torch are not answers to any graded cell
 # except data.StandardScaler (ps04 grades scaling).
@@ -46,6 +47,7 @@ REFERENCE = {
     "rnnlib.data": ("StandardScaler",),
     "rnnlib.attention": ("masked_softmax", "masked_softmax_backward", "attention_forward", "attention_backward",
                          "additive_attention_forward", "additive_attention_backward"),
+    "rnnlib.torch.seq2seq": ("greedy_decode", "beam_search"),
 }
 
 # What each problem set's notebook may import: "module.name". Read from the solution notebooks' given

@@ -90,6 +90,8 @@ def reference_code():
 
     codes = set()
     for module_name, names in REFERENCE.items():
+        if module_name.startswith("rnnlib.torch.") and module_name not in sys.modules:
+            continue  # not imported, so not called (and importing it would import torch)
         try:
             module = importlib.import_module(module_name)
         except ImportError:
