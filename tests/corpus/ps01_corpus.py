@@ -25,8 +25,9 @@ CELL_TIMEOUT = 6
 NOTEBOOK_TIMEOUT = 30
 MEMORY_MB = 2048
 KERNEL_MEMORY_MB = 1024
-# A wrong or missing rnn_step costs test-step (3), test-forward (3, the forward calls it) and test-padded
-# (2, it builds on the step test's names).
+# A wrong rnn_step costs test-step (3) and test-forward (3: the forward calls it); a missing one also
+# test-padded (2: it builds on names the step test's visible part defines).
+WRONG_STEP_COST = 6
 STEP_CHAIN = 8
 FILE_MB = 16
 
@@ -427,7 +428,7 @@ def cases(network_port=5432, canary="/tmp/coursegrade-canary.txt"):
         "correct": Case(with_answers(), FULL),
         "wrong": Case(with_answers(step=WRONG_STEP, split="def split_weights(W, hidden_size):\n    return W[hidden_size:], W[:hidden_size]\n",
                                    **{"hand-t1": "h1 = np.array([0.56, -0.30])\ny1 = 1.30\n"}),
-                      2, ["largest error", "split_weights: output W_ih", "h1 (state at t1)"]),
+                      4, ["largest error", "split_weights: output W_ih", "h1 (state at t1)"]),
         "blank": Case(lambda course, student: make_submission(course, PS, student), 0, ["is not implemented yet"]),
         "syntax-error": Case(with_answers(step="def rnn_step(x, h_prev, W_ih, W_hh, b_ih, b_hh)\n    return x\n"), FULL - STEP_CHAIN,
                              ["SyntaxError", "name 'rnn_step' is not defined"]),
@@ -438,14 +439,14 @@ def cases(network_port=5432, canary="/tmp/coursegrade-canary.txt"):
         "os-exit": Case(with_answers(padded=prepend("padded", "import os\nos._exit(0)\n")), FULL - 2, ["KernelDied"]),
         "sys-exit": Case(with_answers(split=prepend("split", "import sys\nsys.exit(1)\n")), FULL - 2, ["SystemExit"]),
         "exit-builtin": Case(with_answers(split=prepend("split", "exit()\n")), FULL - 2, ["KernelDied"]),
-        "tampered-test": Case(edit_notebook(tampered), FULL - STEP_CHAIN, ["largest error"]),
-        "deleted-test": Case(edit_notebook(deleted_test), FULL - STEP_CHAIN, ["was missing from the submission", "largest error"]),
+        "tampered-test": Case(edit_notebook(tampered), FULL - WRONG_STEP_COST, ["largest error"]),
+        "deleted-test": Case(edit_notebook(deleted_test), FULL - WRONG_STEP_COST, ["was missing from the submission", "largest error"]),
         "deleted-answer": Case(edit_notebook(deleted_answer), FULL - STEP_CHAIN, ["name 'rnn_step' is not defined"]),
         "renamed": Case(renamed, FULL, ["submitted as my_homework.ipynb"]),
         "missing": Case(missing, 0, ["no ps01.ipynb in the submission"]),
         "not-json": Case(not_json, 0, ["is not a valid notebook"]),
         "calls-reference": Case(with_answers(step=CALLS_REFERENCE), FULL - STEP_CHAIN, ["calls the rnnlib reference"]),
-        "monkeypatch": Case(with_answers(step=MONKEYPATCH), FULL - STEP_CHAIN, ["largest error"]),
+        "monkeypatch": Case(with_answers(step=MONKEYPATCH), FULL - WRONG_STEP_COST, ["largest error"]),
         "reference-detector-off": Case(with_answers(step=REFERENCE_AND_PATCHED_DETECTOR), FULL - STEP_CHAIN,
                                        ["calls the rnnlib reference"]),
         "snoop": Case(with_answers(**{"hand-t0": append("hand-t0", SNOOP), "padded": append("padded", SNOOP_LATER)}), FULL,
