@@ -73,7 +73,8 @@ def test_quick_run_contents(quick_result):
     acc = data["accuracy"]
     assert len(acc["summary"]) == 4 * len(cfg["acc_seq_lens"])
     assert all(s["n_seeds"] == len(cfg["acc_seeds"]) for s in acc["summary"])
-    assert all(0.0 <= r["accuracy"] <= 1.0 for r in acc["runs"])
+    assert all(0.0 <= r["accuracy"] <= r["accuracy_tol_x2"] <= 1.0 for r in acc["runs"])
+    assert acc["gate_bias"] == cfg["acc_gate_bias"] == 5.0 and acc["variant"].startswith("le2015")
     # (c) the recurrent state has one size at every context; the KV cache grows linearly
     st = data["streaming"]["results"]
     ctx = cfg["stream_contexts"]
@@ -189,6 +190,32 @@ def test_adding_batch():
     markers = x[..., 1]
     assert torch.all(markers[:, :10].sum(1) == 1) and torch.all(markers[:, 10:].sum(1) == 1)
     torch.testing.assert_close(y, (x[..., 0] * markers).sum(1))
+
+
+class _Bar:
+    def update(self, n):
+        pass
+
+
+@pytest.mark.parametrize("gate_bias", [5.0, 0.0])
+def test_adding_runs_start_the_gated_models_with_chapter_7s_gate_biases(monkeypatch, gate_bias):
+    calls = []
+    original = gpu_compare.set_long_memory
+
+    def spy(rnn, b):
+        original(rnn, b)
+        H = rnn.hidden_size
+        for layer in range(rnn.num_layers):
+            bias = (getattr(rnn, f"bias_ih_l{layer}") + getattr(rnn, f"bias_hh_l{layer}")).detach()
+            assert torch.allclose(bias[H:2 * H], torch.full((H,), b))
+        calls.append((type(rnn).__name__, b))
+
+    monkeypatch.setattr(gpu_compare, "set_long_memory", spy)
+    cfg = dict(gpu_compare.QUICK, models=["rnn", "lstm", "gru", "transformer"], acc_seq_lens=[8], acc_steps=1,
+               acc_seeds=[0], acc_batch=2, acc_eval=4, acc_gate_bias=gate_bias)
+    result = gpu_compare.run_accuracy(cfg, torch.device("cpu"), _Bar())
+    assert calls == ([("LSTM", 5.0), ("GRU", 5.0)] if gate_bias else [])
+    assert result["gate_bias"] == gate_bias and len(result["runs"]) == 4
 
 
 def test_percentiles():
