@@ -105,6 +105,21 @@ EQUIVALENT = {
     'rnnlib.data.xǁVocabǁencode__mutmut_4': (
         'for c in text], )',
         'NumPy 2 makes an array of Python ints int64 on every platform'),
+    'rnnlib.data.x_adding_problem__mutmut_126': (
+        'i2 = r + ((i1 <= m) & (r >= i1))',
+        'i1 <= m differs from i1 < m only at i1 == m, where r < m = i1 makes the second factor false'),
+    'rnnlib.data.x_adding_problem__mutmut_29': (
+        'rng.integers(0, T / 2, n)',
+        'Generator.integers truncates a float bound to an int: the same bound as with //'),
+    'rnnlib.data.x_adding_problem__mutmut_38': (
+        'rng.integers(T / 2, T, n)',
+        'Generator.integers truncates a float bound to an int: the same bound as with //'),
+    'rnnlib.data.x_adding_problem__mutmut_72': (
+        'T + T / 10 + 1',
+        'Generator.integers truncates a float bound to an int: the same bound as with //'),
+    'rnnlib.data.x_seattle_weather__mutmut_26': (
+        'np.timedelta64(1, )',
+        'a timedelta64 without a unit takes the unit of the dates it is compared with: days'),
     "rnnlib.sequence.x_rnn_backward__mutmut_27": (
         "np.zeros(W_hh.shape[1]", "the RNN's W_hh is square (H, H): shape[0] == shape[1]"),
     "rnnlib.sequence.x_linear_backward__mutmut_21": (

@@ -401,3 +401,87 @@ def test_char_batches_shuffles_with_seed_0_by_default():
     ordered = [x for x, _ in data.char_batches(ids, 2, 5, shuffle=False)]
     assert all(np.array_equal(a, b) for a, b in zip(default, seeded)) and len(default) == len(seeded)
     assert not all(np.array_equal(a, b) for a, b in zip(default, ordered))
+
+
+def test_synthetic_weather_is_exactly_the_recipe():
+    """Recomputed from the same draws: days 0-2 uniform, every later day the pulled mean plus noise."""
+    n, seed = 40, 7
+    s = data.synthetic_weather(n, seed)
+    np.testing.assert_array_equal(s, data.synthetic_weather(n, seed, noise=0.1, pull=0.2))  # the defaults
+    rng = np.random.default_rng(seed)
+    expected = rng.random((n, 3))
+    eps = rng.normal(0.0, 0.1, n)
+    for t in range(3, n):
+        expected[t, 0] = 0.5 + 0.8 * (expected[t - 3:t, 0].mean() - 0.5) + eps[t]
+    np.testing.assert_allclose(s, expected, rtol=0, atol=1e-15)
+    assert data.synthetic_weather(4, seed).shape == (4, 3)
+    exact_message(lambda: data.synthetic_weather(3, seed), "n_days: expected at least 4 days, got 3")
+
+
+def marked(X):
+    """The (sorted) positions of the two markers 1.0 of each sequence."""
+    return [tuple(np.flatnonzero(row == 1.0)) for row in X[..., 1]]
+
+
+def test_adding_hochreiter1997_marker_positions_are_all_reachable():
+    """T = 7: X1 in the first min(10, T - 1) = 6 pairs, X2 in the first T//2 - 1 = 2 other than X1's;
+    every such pair of places occurs in 5000 sequences, and no other."""
+    X, y = data.adding_problem(5000, 7, seed=0)
+    seen = set(marked(X))
+    allowed = {tuple(sorted((i1, i2))) for i1 in range(6) for i2 in range(2) if i2 != i1}
+    assert seen == allowed
+    assert X[:, :, 0].min() < -0.99 and X[:, :, 0].max() > 0.99  # values fill [-1, 1]
+    X, y = data.adding_problem(3, 20, seed=0, dtype=np.float32)
+    assert X.dtype == y.dtype == np.float32
+
+
+def test_adding_variable_lengths_cover_t_to_t_plus_a_tenth():
+    Xs, _ = data.adding_problem(400, 30, seed=1, variable_length=True)
+    assert {len(x) for x in Xs} == {30, 31, 32, 33}
+
+
+def test_adding_le2015_positions_bounds_and_messages():
+    T = 9
+    X, y = data.adding_problem(3000, T, seed=3, variant="le2015")
+    firsts, seconds = zip(*marked(X))
+    assert set(firsts) == set(range(T // 2)) and set(seconds) == set(range(T // 2, T))
+    X2, y2 = data.adding_problem(5, 2, seed=0, variant="le2015", dtype=np.float32)  # T = 2 is enough
+    assert X2.shape == (5, 2, 2) and X2.dtype == y2.dtype == np.float32
+    exact_message(lambda: data.adding_problem(5, 1, seed=0, variant="le2015"),
+                  "T: expected T >= 2 for variant 'le2015', got 1")
+    exact_message(lambda: data.adding_problem(5, 10, seed=0, variant="le2015", variable_length=True),
+                  "variable_length: only the 'hochreiter1997' variant has random lengths")
+    assert data.adding_problem(2, 6, seed=0)[0].shape == (2, 6, 2)  # T = 6 is enough for 1997
+    exact_message(lambda: data.adding_problem(2, 5, seed=0), "T: expected T >= 6 for variant 'hochreiter1997', got 5")
+
+
+def test_reber_checks_name_the_problem():
+    assert data.reber_strings(30, seed=1) == data.reber_strings(30, seed=1)
+    exact_message(lambda: data.reber_next_symbols("TTE"), "s: a Reber string starts with 'B', got 'TTE'")
+    exact_message(lambda: data.reber_next_symbols("BTQSE"), "s: 'BTQSE' is not a Reber string (symbol 'Q' at position 2)")
+    exact_message(lambda: data.reber_next_symbols("BTXS"), "s: 'BTXS' is not a Reber string (it stops before 'E')")
+    assert data.embedded_reber_is_valid("BTBTXSETE")
+    for s in ("PTBTXSETE", "BXBTXSEXE", "BTBTXSEPE", "BTBTXSETX"):  # one condition broken in each
+        assert not data.embedded_reber_is_valid(s), s
+        exact_message(lambda: data.embedded_reber_next_symbols(s),
+                      f"s: {s!r} is not an embedded Reber string (B, T|P, <reber>, same T|P, E)")
+    exact_message(lambda: data.embedded_reber_next_symbols("BTTE"),
+                  "s: 'BTTE' is not an embedded Reber string (B, T|P, <reber>, same T|P, E)")
+    # five or six symbols pass the outer checks and fail inside
+    exact_message(lambda: data.embedded_reber_next_symbols("BTBTE"), "s: 'B' is not a Reber string (it stops before 'E')")
+
+
+@pytest.mark.parametrize("broken", ["gap", "repeat"])
+def test_seattle_weather_refuses_a_broken_table(monkeypatch, broken):
+    from vega_datasets import local_data
+    original = local_data.seattle_weather
+
+    def damaged():
+        df = original()
+        if broken == "gap":
+            return df.drop(index=100)
+        df.loc[100, "date"] = df.loc[99, "date"]  # 1461 rows, one day twice
+        return df
+
+    monkeypatch.setattr(local_data, "seattle_weather", damaged)
+    exact_message(data.seattle_weather, "seattle_weather: expected 1461 consecutive days from vega_datasets", RuntimeError)
