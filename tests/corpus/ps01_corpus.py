@@ -25,10 +25,8 @@ CELL_TIMEOUT = 6
 NOTEBOOK_TIMEOUT = 30
 MEMORY_MB = 2048
 KERNEL_MEMORY_MB = 1024
-# A wrong rnn_step costs test-step (3) and test-forward (3: the forward calls it); a missing one also
-# test-padded (2: it builds on names the step test's visible part defines).
-WRONG_STEP_COST = 6
-STEP_CHAIN = 8
+# A wrong or missing rnn_step costs test-step (3) and test-forward (3: the forward calls it).
+STEP_COST = 6
 FILE_MB = 16
 
 
@@ -430,7 +428,7 @@ def cases(network_port=5432, canary="/tmp/coursegrade-canary.txt"):
                                    **{"hand-t1": "h1 = np.array([0.56, -0.30])\ny1 = 1.30\n"}),
                       4, ["largest error", "split_weights: output W_ih", "h1 (state at t1)"]),
         "blank": Case(lambda course, student: make_submission(course, PS, student), 0, ["is not implemented yet"]),
-        "syntax-error": Case(with_answers(step="def rnn_step(x, h_prev, W_ih, W_hh, b_ih, b_hh)\n    return x\n"), FULL - STEP_CHAIN,
+        "syntax-error": Case(with_answers(step="def rnn_step(x, h_prev, W_ih, W_hh, b_ih, b_hh)\n    return x\n"), FULL - STEP_COST,
                              ["SyntaxError", "name 'rnn_step' is not defined"]),
         "infinite-loop": Case(with_answers(padded=prepend("padded", "while True:\n    pass\n")), FULL - 2,
                               ["CellTimeoutError"]),
@@ -439,15 +437,15 @@ def cases(network_port=5432, canary="/tmp/coursegrade-canary.txt"):
         "os-exit": Case(with_answers(padded=prepend("padded", "import os\nos._exit(0)\n")), FULL - 2, ["KernelDied"]),
         "sys-exit": Case(with_answers(split=prepend("split", "import sys\nsys.exit(1)\n")), FULL - 2, ["SystemExit"]),
         "exit-builtin": Case(with_answers(split=prepend("split", "exit()\n")), FULL - 2, ["KernelDied"]),
-        "tampered-test": Case(edit_notebook(tampered), FULL - WRONG_STEP_COST, ["largest error"]),
-        "deleted-test": Case(edit_notebook(deleted_test), FULL - WRONG_STEP_COST, ["was missing from the submission", "largest error"]),
-        "deleted-answer": Case(edit_notebook(deleted_answer), FULL - STEP_CHAIN, ["name 'rnn_step' is not defined"]),
+        "tampered-test": Case(edit_notebook(tampered), FULL - STEP_COST, ["largest error"]),
+        "deleted-test": Case(edit_notebook(deleted_test), FULL - STEP_COST, ["was missing from the submission", "largest error"]),
+        "deleted-answer": Case(edit_notebook(deleted_answer), FULL - STEP_COST, ["name 'rnn_step' is not defined"]),
         "renamed": Case(renamed, FULL, ["submitted as my_homework.ipynb"]),
         "missing": Case(missing, 0, ["no ps01.ipynb in the submission"]),
         "not-json": Case(not_json, 0, ["is not a valid notebook"]),
-        "calls-reference": Case(with_answers(step=CALLS_REFERENCE), FULL - STEP_CHAIN, ["calls the rnnlib reference"]),
-        "monkeypatch": Case(with_answers(step=MONKEYPATCH), FULL - WRONG_STEP_COST, ["largest error"]),
-        "reference-detector-off": Case(with_answers(step=REFERENCE_AND_PATCHED_DETECTOR), FULL - STEP_CHAIN,
+        "calls-reference": Case(with_answers(step=CALLS_REFERENCE), FULL - STEP_COST, ["calls the rnnlib reference"]),
+        "monkeypatch": Case(with_answers(step=MONKEYPATCH), FULL - STEP_COST, ["largest error"]),
+        "reference-detector-off": Case(with_answers(step=REFERENCE_AND_PATCHED_DETECTOR), FULL - STEP_COST,
                                        ["calls the rnnlib reference"]),
         "snoop": Case(with_answers(**{"hand-t0": append("hand-t0", SNOOP), "padded": append("padded", SNOOP_LATER)}), FULL,
                       [], note="SNOOP-NOTHING and HIDDEN-NOT-SEEN in its outputs"),
@@ -457,7 +455,7 @@ def cases(network_port=5432, canary="/tmp/coursegrade-canary.txt"):
                         note="NETWORK-BLOCKED in its outputs"),
         "output-flood": Case(edit_notebook(flood_cell), FULL, [], note="output cut to the limit (or the cell stopped)"),
         "huge-file": Case(with_answers(padded=append("padded", HUGE_FILE)), FULL, ["File too large"]),
-        "stubborn-loop": Case(with_answers(forward=append("forward", STUBBORN_LOOP)), FULL - 5,
+        "stubborn-loop": Case(with_answers(forward=append("forward", STUBBORN_LOOP)), FULL - 3,
                               ["did not stop when interrupted"]),
         # finding 1
         "plant-and-restart": Case(with_answers(padded=prepend("padded", PLANT_AND_RESTART.format(
@@ -476,7 +474,7 @@ def cases(network_port=5432, canary="/tmp/coursegrade-canary.txt"):
         "folder-link": Case(student_folder_link, 0, [refused, "the student's folder is a symbolic link"]),
         # finding 3
         "raw-fd-flood": Case(own_cell(RAW_FD_FLOOD), FULL),
-        "reply-bomb": Case(with_answers(step=REPLY_BOMB), FULL - STEP_CHAIN, ["more data than the grader accepts"]),
+        "reply-bomb": Case(with_answers(step=REPLY_BOMB), FULL - STEP_COST, ["more data than the grader accepts"]),
         "results-during-rpc": Case(with_answers(step=RESULTS_DURING_RPC), FULL),
         "display-updates": Case(with_answers(padded=append("padded", DISPLAY_UPDATES)), FULL),
         "widget-state": Case(with_answers(padded=append("padded", WIDGET_STATE)), FULL),
