@@ -42,6 +42,11 @@ TESTS = ["test_rnn.py", "test_lstm.py", "test_gru.py", "test_optim.py", "test_tr
          "test_stacked.py", "test_jacobian.py", "test_data.py", "test_rnn_regression.py", "test_fast.py",
          "test_losses.py", "test_gradcheck.py", "test_arguments.py", "test_attention.py"]
 HELPERS = ["conftest.py", "torch_helpers.py"]  # imported by the tests
+# rnnlib.fast's buffers and scratch arrays: mutants that change only where or how precisely an intermediate is kept
+FAST_BUFFER = 'the buffer (out=) only saves an allocation: without it NumPy allocates an array with the same values'
+FAST_SCRATCH_DTYPE = ('a float64 scratch array in a float32 run only holds an intermediate more precisely before it is adde'
+                      'd into a float32 array: the outputs stay float32 and agree to float32 rounding (no test can tell)')
+NEGATIVE_RESHAPE = "NumPy's reshape takes any negative size as the unknown one: -2 acts as -1"
 # Surviving mutants that compute the same results as the original: mutant name -> (a piece of the
 # mutated line, which the diff must contain, so that a renumbering cannot mislabel another mutant; why no
 # test can fail).
@@ -120,6 +125,34 @@ EQUIVALENT = {
     'rnnlib.data.x_seattle_weather__mutmut_26': (
         'np.timedelta64(1, )',
         'a timedelta64 without a unit takes the unit of the dates it is compared with: days'),
+    'rnnlib.fast.x_gru_backward__mutmut_115': ('dh += np.matmul(da_h[t], W_hh, out=None)', FAST_BUFFER),
+    'rnnlib.fast.x_gru_backward__mutmut_118': ('dh += np.matmul(da_h[t], W_hh, )', FAST_BUFFER),
+    'rnnlib.fast.x_gru_backward__mutmut_35': ('tmp = np.empty((B, H), dtype=None)', FAST_SCRATCH_DTYPE),
+    'rnnlib.fast.x_gru_backward__mutmut_37': ('tmp = np.empty((B, H), )', FAST_SCRATCH_DTYPE),
+    'rnnlib.fast.x_gru_forward__mutmut_110': ('n[t] += np.multiply(r[t], a_hns[t], out=None)', FAST_BUFFER),
+    'rnnlib.fast.x_gru_forward__mutmut_113': ('n[t] += np.multiply(r[t], a_hns[t], )', FAST_BUFFER),
+    'rnnlib.fast.x_gru_forward__mutmut_75': ('a_h = np.empty((B, 3 * H), dtype=None)', FAST_SCRATCH_DTYPE),
+    'rnnlib.fast.x_gru_forward__mutmut_77': ('a_h = np.empty((B, 3 * H), )', FAST_SCRATCH_DTYPE),
+    'rnnlib.fast.x_lstm_backward__mutmut_64': ('dgates = np.empty((B, 4 * H), dtype=None)', FAST_SCRATCH_DTYPE),
+    'rnnlib.fast.x_lstm_backward__mutmut_66': ('dgates = np.empty((B, 4 * H), )', FAST_SCRATCH_DTYPE),
+    'rnnlib.fast.x_lstm_backward__mutmut_75': ('tmp = None', FAST_BUFFER),
+    'rnnlib.fast.x_lstm_backward__mutmut_77': ('tmp = np.empty((B, H), dtype=None)', FAST_SCRATCH_DTYPE),
+    'rnnlib.fast.x_lstm_backward__mutmut_79': ('tmp = np.empty((B, H), )', FAST_SCRATCH_DTYPE),
+    'rnnlib.fast.x_lstm_backward__mutmut_88': ('dc += np.multiply(dh, dh_to_dc[t], out=None)', FAST_BUFFER),
+    'rnnlib.fast.x_lstm_backward__mutmut_91': ('dc += np.multiply(dh, dh_to_dc[t], )', FAST_BUFFER),
+    'rnnlib.fast.x_lstm_forward__mutmut_125': ('a_h = None', FAST_BUFFER),
+    'rnnlib.fast.x_lstm_forward__mutmut_127': ('a_h = np.empty((B, 4 * H), dtype=None)', FAST_SCRATCH_DTYPE),
+    'rnnlib.fast.x_lstm_forward__mutmut_129': ('a_h = np.empty((B, 4 * H), )', FAST_SCRATCH_DTYPE),
+    'rnnlib.fast.x_lstm_forward__mutmut_132': ('ig = None', FAST_BUFFER),
+    'rnnlib.fast.x_lstm_forward__mutmut_134': ('ig = np.empty((B, H), dtype=None)', FAST_SCRATCH_DTYPE),
+    'rnnlib.fast.x_lstm_forward__mutmut_136': ('ig = np.empty((B, H), )', FAST_SCRATCH_DTYPE),
+    'rnnlib.fast.x_lstm_forward__mutmut_145': ('u_t += np.matmul(hs[t], W_hh_T, out=None)', FAST_BUFFER),
+    'rnnlib.fast.x_lstm_forward__mutmut_148': ('u_t += np.matmul(hs[t], W_hh_T, )', FAST_BUFFER),
+    'rnnlib.fast.x_lstm_forward__mutmut_173': ('c += np.multiply(i[t], g[t], out=None)', FAST_BUFFER),
+    'rnnlib.fast.x_lstm_forward__mutmut_176': ('c += np.multiply(i[t], g[t], )', FAST_BUFFER),
+    'rnnlib.fast.x_rnn_backward__mutmut_46': ('da2 = da.reshape(-2, da.shape[-1])', NEGATIVE_RESHAPE),
+    'rnnlib.fast.x_rnn_backward__mutmut_57': ('dW_ih = da2.T @ x.reshape(-2, x.shape[-1])', NEGATIVE_RESHAPE),
+    'rnnlib.fast.x_rnn_backward__mutmut_66': ('dW_hh = da2.T @ h_prev.reshape(-2, h_prev.shape[-1])', NEGATIVE_RESHAPE),
     "rnnlib.sequence.x_rnn_backward__mutmut_27": (
         "np.zeros(W_hh.shape[1]", "the RNN's W_hh is square (H, H): shape[0] == shape[1]"),
     "rnnlib.sequence.x_linear_backward__mutmut_21": (
