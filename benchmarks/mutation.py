@@ -40,7 +40,8 @@ MODULES = ["cells", "sequence", "fast", "losses", "optim", "gradcheck", "train",
 # only those that reached the mutated function.
 TESTS = ["test_rnn.py", "test_lstm.py", "test_gru.py", "test_optim.py", "test_train.py", "test_truncated.py",
          "test_stacked.py", "test_jacobian.py", "test_data.py", "test_rnn_regression.py", "test_fast.py",
-         "test_losses.py", "test_gradcheck.py", "test_arguments.py", "test_attention.py"]
+         "test_losses.py", "test_gradcheck.py", "test_arguments.py", "test_attention.py",
+         "test_attention_checks.py"]
 HELPERS = ["conftest.py", "torch_helpers.py"]  # imported by the tests
 # rnnlib.fast's buffers and scratch arrays: mutants that change only where or how precisely an intermediate is kept
 FAST_BUFFER = 'the buffer (out=) only saves an allocation: without it NumPy allocates an array with the same values'
@@ -153,6 +154,27 @@ EQUIVALENT = {
     'rnnlib.fast.x_rnn_backward__mutmut_46': ('da2 = da.reshape(-2, da.shape[-1])', NEGATIVE_RESHAPE),
     'rnnlib.fast.x_rnn_backward__mutmut_57': ('dW_ih = da2.T @ x.reshape(-2, x.shape[-1])', NEGATIVE_RESHAPE),
     'rnnlib.fast.x_rnn_backward__mutmut_66': ('dW_hh = da2.T @ h_prev.reshape(-2, h_prev.shape[-1])', NEGATIVE_RESHAPE),
+    'rnnlib.attention.x_additive_attention_forward__mutmut_5': (
+        'same_width=None',
+        'None is falsy like False'),
+    'rnnlib.attention.x_additive_attention_backward__mutmut_46': (
+        '"BIJ,BIJA->A"',
+        'einsum subscripts are labels: upper-case letters name the same contraction'),
+    'rnnlib.attention.x_additive_attention_backward__mutmut_69': (
+        '"BIA,BID->AD"',
+        'einsum subscripts are labels: upper-case letters name the same contraction'),
+    'rnnlib.attention.x_additive_attention_backward__mutmut_78': (
+        '"BJA,BJD->AD"',
+        'einsum subscripts are labels: upper-case letters name the same contraction'),
+    'rnnlib.attention.x_masked_softmax__mutmut_26': (
+        'm, 1.0)',
+        'only fully masked rows (all -inf) take this value: exp(-inf - 1) is 0 like exp(-inf - 0)'),
+    'rnnlib.attention.x_masked_softmax__mutmut_46': (
+        'total > 1, total, 1.0',
+        'total >= 1 for any row with an unmasked entry (its max contributes exp(0) = 1): dividing by 1.0 instead of total = 1 is the same'),
+    'rnnlib.attention.x_masked_softmax__mutmut_47': (
+        'total, 2.0)',
+        'only fully masked rows (e = 0) are divided by it: 0 / 2 = 0 / 1'),
     "rnnlib.sequence.x_rnn_backward__mutmut_27": (
         "np.zeros(W_hh.shape[1]", "the RNN's W_hh is square (H, H): shape[0] == shape[1]"),
     "rnnlib.sequence.x_linear_backward__mutmut_21": (
