@@ -175,6 +175,12 @@ EQUIVALENT = {
     'rnnlib.attention.x_masked_softmax__mutmut_47': (
         'total, 2.0)',
         'only fully masked rows (e = 0) are divided by it: 0 / 2 = 0 / 1'),
+    'rnnlib.data.x_adding_problem__mutmut_116': (
+        'm - (i1 < m), None)',
+        'with an array as the bound, Generator.integers draws one number per entry: the size n is implied'),
+    'rnnlib.data.x_adding_problem__mutmut_119': (
+        'm - (i1 < m), )',
+        'with an array as the bound, Generator.integers draws one number per entry: the size n is implied'),
     "rnnlib.sequence.x_rnn_backward__mutmut_27": (
         "np.zeros(W_hh.shape[1]", "the RNN's W_hh is square (H, H): shape[0] == shape[1]"),
     "rnnlib.sequence.x_linear_backward__mutmut_21": (
