@@ -110,3 +110,12 @@ def test_cell_does_nothing_where_rnnlib_is_installed_or_under_nbgrader(course, t
     failed = bare()  # the install fails (no pip here): it says so and points to the Setup page
     assert failed.returncode == 0 and "Installing the course package" in failed.stdout
     assert "The course package is not installed: see the Setup page" in failed.stderr
+
+
+def test_committed_notebooks_have_the_current_setup_cell():
+    """Every committed problem set (source and release) starts with the setup cell that _config.yml
+    gives today: run the tool and `make exercises` after changing the addresses."""
+    releases = sorted(ROOT.glob("exercises/ps*/ps*.ipynb"))
+    assert releases, "no released notebooks"
+    assert tool.main(["--check"]) == 0
+    assert tool.main(["--check", *map(str, releases)]) == 0
