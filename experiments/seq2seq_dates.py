@@ -14,7 +14,7 @@ output: greedy decoding by number of dates and by source length, teacher-forced 
 token accuracy (exposure bias), greedy against beam search on a subset, and, for the attention
 model, the attention weights of a few examples (the alignment heatmap).
 
-Run (30 minutes of wall time with the defaults, one thread under ``nice`` on two busy shared cores;
+Run (15 minutes of wall time with the defaults, one thread under ``nice`` on two busy shared cores;
 the record keeps the seconds)::
 
     nice python experiments/seq2seq_dates.py          # -> experiments/results/seq2seq_dates.json
@@ -242,7 +242,7 @@ def alignments(model, pairs):
     return result
 
 
-FULL = dict(n_train=30000, n_test=600, max_dates=3, d_emb=32, hidden=64, d_attn=32, steps=2400,
+FULL = dict(n_train=30000, n_test=600, max_dates=3, d_emb=32, hidden=64, d_attn=32, steps=3000,
             batch_size=64, lr=3e-3, clip=1.0, seed=0, data_seed=2015, n_beam=150, beam_size=5, n_align=3)
 TINY = dict(n_train=300, n_test=40, max_dates=2, d_emb=8, hidden=16, d_attn=8, steps=20,
             batch_size=16, lr=3e-3, clip=1.0, seed=0, data_seed=2015, n_beam=6, beam_size=3, n_align=2)

@@ -97,6 +97,22 @@ def test_decoding_step_by_step_equals_teacher_forcing():
             torch.testing.assert_close(logits[:, 0], full[:, t])
 
 
+def test_bottleneck_decoder_reads_the_summary_at_every_step():
+    """Cho et al. (2014): the bottleneck model's c = h_S starts the decoder and is fed to every step;
+    the decoder reads nothing else of the source."""
+    torch.manual_seed(0)
+    model = seq2seq.Seq2Seq(sd.SRC_VOCAB, sd.TGT_VOCAB, 8, 16, False, 8)
+    src, src_len, tgt_in, _ = sd.encode(sd.make_pairs(3, seed=2))
+    enc, h, mask = model.encode(src, src_len)
+    assert enc.shape == (3, 1, 16) and torch.equal(enc[:, 0], h[0])
+    _, h_last = model.encoder(model.src_emb(src[:1, :int(src_len[0])]))  # the first source alone
+    torch.testing.assert_close(h[:, :1], h_last)
+    logits, _, a = model.decode(tgt_in, h, enc, mask)
+    assert a is None
+    other, _, _ = model.decode(tgt_in, h, enc.roll(1, 0), mask)  # same first state, others' c
+    assert (other - logits).abs().amax(dim=-1).gt(1e-6).all()  # every step of every row moves
+
+
 class TableModel:
     """A next-token model given by a table: log_probs depend on the previous token only."""
 

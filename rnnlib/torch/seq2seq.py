@@ -6,10 +6,13 @@ goes through an embedding and a GRU encoder: its outputs ``enc (B, S, H)`` and i
 predicts the next one:
 
 * ``Seq2Seq(attention=False)``: the bottleneck model (Sutskever et al. 2014; Cho et al. 2014). All
-  the decoder knows about the source is the one vector ``h``.
-* ``Seq2Seq(attention=True)``: after each decoder step its output ``o_t`` queries the encoder
+  the decoder knows about the source is the one vector ``c = h``, the encoder's final state. As in
+  Cho et al. (2014), it starts the decoder and is fed to every decoder step: concatenated to the
+  decoder's input, ``s_t = GRU([E y_{t-1}, c], s_{t-1})``, and to its output,
+  ``logits = W_out [s_t, c] + b_out``.
+* ``Seq2Seq(attention=True)``: after each decoder step its output ``s_t`` queries the encoder
   outputs with additive attention (the score of Bahdanau et al. 2015), and the context ``c_t``
-  joins ``o_t`` in the output layer: ``logits = W_out [o_t, c_t] + b_out``. Querying with the
+  joins ``s_t`` in the output layer: ``logits = W_out [s_t, c_t] + b_out``. Querying with the
   decoder's *new* state is the arrangement of Luong et al. (2015); it lets training run the decoder
   over the whole (teacher-forced) target in one ``nn.GRU`` call.
 
@@ -61,18 +64,24 @@ class Seq2Seq(nn.Module):
         self.src_emb = nn.Embedding(src_vocab, d_emb, padding_idx=PAD)
         self.tgt_emb = nn.Embedding(tgt_vocab, d_emb, padding_idx=PAD)
         self.encoder = nn.GRU(d_emb, hidden, batch_first=True)
-        self.decoder = nn.GRU(d_emb, hidden, batch_first=True)
+        # the bottleneck model reads the summary c at every step: input [E y, c]
+        self.decoder = nn.GRU(d_emb if attention else d_emb + hidden, hidden, batch_first=True)
         self.attention = AdditiveAttention(hidden, hidden, d_attn) if attention else None
-        self.out = nn.Linear(2 * hidden if attention else hidden, tgt_vocab)
+        self.out = nn.Linear(2 * hidden, tgt_vocab)  # both models: W_out [s_t, c_t] + b_out
 
     def encode(self, src, src_len):
-        """src (B, S) int64, src_len (B,) -> enc (B, S, H) (zeros at padding), h (1, B, H), and the
-        source mask (B, 1, S), True at real tokens."""
+        """src (B, S) int64, src_len (B,) -> what the decoder may read of the source, ``enc``, the
+        decoder's initial state ``h (1, B, H)`` (the encoder's final state) and the source mask
+        ``(B, 1, S)``, True at real tokens. ``enc`` is every encoder output ``(B, S, H)`` (zeros at
+        padding) for the attention model, and only the summary ``c = h`` as ``(B, 1, H)`` for the
+        bottleneck model."""
         packed = nn.utils.rnn.pack_padded_sequence(self.src_emb(src), src_len.cpu(), batch_first=True,
                                                    enforce_sorted=False)
         enc, h = self.encoder(packed)  # h: the state after each sequence's last real token
         enc, _ = nn.utils.rnn.pad_packed_sequence(enc, batch_first=True, total_length=src.shape[1])
         mask = (torch.arange(src.shape[1]) < src_len[:, None])[:, None, :]
+        if self.attention is None:
+            enc = h.transpose(0, 1)  # (B, 1, H): the bottleneck
         return enc, h, mask
 
     def decode(self, tgt_in, h, enc, mask):
@@ -80,12 +89,14 @@ class Seq2Seq(nn.Module):
 
         Returns ``logits (B, T, V)``, the new state ``h (1, B, H)`` and the attention weights
         ``a (B, T, S)`` (None without attention)."""
-        o, h = self.decoder(self.tgt_emb(tgt_in), h)
-        a = None
-        if self.attention is not None:
+        x = self.tgt_emb(tgt_in)
+        if self.attention is None:  # the same summary c at every step
+            c, a = enc.expand(-1, tgt_in.shape[1], -1), None
+            o, h = self.decoder(torch.cat([x, c], dim=-1), h)
+        else:
+            o, h = self.decoder(x, h)
             c, a = self.attention(o, enc, enc, mask)
-            o = torch.cat([o, c], dim=-1)
-        return self.out(o), h, a
+        return self.out(torch.cat([o, c], dim=-1)), h, a
 
     def forward(self, src, src_len, tgt_in):
         """Teacher forcing: the decoder reads the true previous tokens ``tgt_in (B, T)``
