@@ -27,8 +27,6 @@ import json
 
 import numpy as np
 
-MAX_REPLY = 64 << 20
-
 
 class RemoteError(Exception):
     """The kernel could not answer a request (it raised, died, or timed out)."""
