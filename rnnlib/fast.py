@@ -1,7 +1,8 @@
 """The recurrent layers of :mod:`rnnlib.sequence`, arranged for speed: same signatures, same results.
 
 The plain layers call the step function of :mod:`rnnlib.cells` T times; here the input part
-``x @ W_ih.T + b_ih`` of every step is one matrix product before the loop, the loop runs on
+``x @ W_ih.T + b_ih`` of every step is one matrix product before the loop (for the LSTM, one per
+block of steps), the loop runs on
 time-major ``(T, B, ...)`` arrays (step t's slice is contiguous) and writes into arrays allocated
 once (``out=``), the weight gradients are one matrix product over all steps after the loop, and the
 LSTM gets its four gates from a single ``tanh``. NumPy pays a fixed cost per call, so fewer and
@@ -13,6 +14,8 @@ import numpy as np
 from rnnlib._checks import check_same_dtype, check_shape
 from rnnlib.cells import sigmoid
 from rnnlib.sequence import check_lstm_upstream, check_sequence_input, initial_state
+
+STEPS_PER_BLOCK = 8  # the LSTM's step-independent work is done for this many steps at a time
 
 
 def swap_batch_time(a):
@@ -96,7 +99,8 @@ def lstm_forward(x, h0, c0, W_ih, W_hh, b_ih, b_hh):
     x_and_one[:, :, D] = 1.0
     W_x = np.concatenate([W_ih, (b_ih + b_hh)[:, None]], axis=1) * scale  # ... whose weight is the bias
     # u: scale * (pre-activations) of every gate and step; the loop adds the hidden part, then tanh
-    u = (x_and_one.reshape(T * B, D + 1) @ W_x.T).reshape(T, B, 4 * H)
+    u = np.empty((T, B, 4 * H), dtype=x.dtype)
+    x_rows, u_rows = x_and_one.reshape(T * B, D + 1), u.reshape(T * B, 4 * H)
     W_hh_T = np.ascontiguousarray((W_hh * scale).T)  # (H, 4H): BLAS is faster on it than on the view
     hs = np.empty((T + 1, B, H), dtype=x.dtype)
     cs = np.empty((T + 1, B, H), dtype=x.dtype)
@@ -109,6 +113,9 @@ def lstm_forward(x, h0, c0, W_ih, W_hh, b_ih, b_hh):
     a_h = np.empty((B, 4 * H), dtype=x.dtype)  # hidden part of one step's scaled pre-activations
     ig = np.empty((B, H), dtype=x.dtype)  # i * g of one step
     for t in range(T):
+        if t % STEPS_PER_BLOCK == 0:  # input part of the next steps just before they use it: still in cache
+            rows = slice(t * B, min(t + STEPS_PER_BLOCK, T) * B)
+            np.matmul(x_rows[rows], W_x.T, out=u_rows[rows])
         u_t, s_t, c, tanh_c = u[t], sig_gates[t], cs[t + 1], tanh_cs[t]
         u_t += np.matmul(hs[t], W_hh_T, out=a_h)
         np.tanh(u_t, out=u_t)
@@ -159,9 +166,11 @@ def lstm_backward(dhs, cache, dc_last=None):
         np.multiply(dc, cs[t], out=d_f)
         np.multiply(dc, i[t], out=d_g)
         np.multiply(dh, tanh_cs[t], out=d_o)
+        if t == T - 1 or t % STEPS_PER_BLOCK == STEPS_PER_BLOCK - 1:  # 1 - u^2 of the next steps:
+            steps = slice(t - t % STEPS_PER_BLOCK, t + 1)  # 2 calls per block, not per step, and the
+            np.multiply(u[steps], u[steps], out=da[steps])  # block stays in cache until it is used
+            np.subtract(1.0, da[steps], out=da[steps])
         da_t = da[t]
-        np.multiply(u[t], u[t], out=da_t)
-        np.subtract(1.0, da_t, out=da_t)
         da_t *= dgates  # d[i, f, g, o] * (1 - u^2)
         np.matmul(da_t, W_hh_scaled2, out=dh)
         dc *= f[t]

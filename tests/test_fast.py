@@ -8,7 +8,8 @@ from rnnlib import cells, fast, gradcheck, sequence
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 # (B, T, D, H): every size 1 somewhere, then a few drawn at random (fixed seed)
 SHAPES = [(1, 1, 1, 1), (1, 4, 3, 2), (3, 1, 2, 5), (2, 5, 4, 1)] + [
-    tuple(int(n) for n in np.random.default_rng(7).integers(1, 9, 4)) for _ in range(3)]
+    tuple(int(n) for n in np.random.default_rng(7).integers(1, 9, 4)) for _ in range(3)] + [
+    (2, 2 * fast.STEPS_PER_BLOCK + 3, 3, 4)]  # two full blocks of the LSTM's block-wise work, then a partial one
 
 
 def run(module, kind, x, h0, c0, params, dhs, dc_last):
