@@ -152,24 +152,26 @@ def lstm_backward(dhs, cache, dc_last=None):
     dh = np.zeros((B, H), dtype=x_and_one.dtype)  # gradient at h arriving from step t + 1
     i, f, _, o = gate_views(sig_gates, 4)  # (T, B, H) views
     g = gate_views(u, 4)[2]
-    dh_to_dc = np.multiply(tanh_cs, tanh_cs)  # (T, B, H): the factor o * (1 - tanh(c)^2) that turns
-    np.subtract(1.0, dh_to_dc, out=dh_to_dc)  # dh into its share of dc (through h = o * tanh(c)),
-    dh_to_dc *= o  # for every step at once
+    dh_to_dc = np.empty((STEPS_PER_BLOCK, B, H), dtype=x_and_one.dtype)  # o (1 - tanh(c)^2) of one block
     da = np.empty_like(u)  # (T, B, 4H): gradient at the pre-activations, divided by scale**2
     dgates = np.empty((B, 4 * H), dtype=x_and_one.dtype)  # gradient at the gates' outputs, one step
     d_i, d_f, d_g, d_o = gate_views(dgates, 4)
     tmp = np.empty((B, H), dtype=x_and_one.dtype)
     for t in reversed(range(T)):
+        if t == T - 1 or t % STEPS_PER_BLOCK == STEPS_PER_BLOCK - 1:  # a new block: what does not depend
+            steps = slice(t - t % STEPS_PER_BLOCK, t + 1)  # on dh, dc for all its steps at once (fewer calls,
+            np.multiply(u[steps], u[steps], out=da[steps])  # and the block is still in cache when used)
+            np.subtract(1.0, da[steps], out=da[steps])  # 1 - u^2
+            q = dh_to_dc[:t + 1 - steps.start]  # o (1 - tanh(c)^2) turns dh into its share of dc
+            np.multiply(tanh_cs[steps], tanh_cs[steps], out=q)
+            np.subtract(1.0, q, out=q)
+            q *= o[steps]
         dh += dhs[t]
-        dc += np.multiply(dh, dh_to_dc[t], out=tmp)
+        dc += np.multiply(dh, dh_to_dc[t % STEPS_PER_BLOCK], out=tmp)
         np.multiply(dc, g[t], out=d_i)
         np.multiply(dc, cs[t], out=d_f)
         np.multiply(dc, i[t], out=d_g)
         np.multiply(dh, tanh_cs[t], out=d_o)
-        if t == T - 1 or t % STEPS_PER_BLOCK == STEPS_PER_BLOCK - 1:  # 1 - u^2 of the next steps:
-            steps = slice(t - t % STEPS_PER_BLOCK, t + 1)  # 2 calls per block, not per step, and the
-            np.multiply(u[steps], u[steps], out=da[steps])  # block stays in cache until it is used
-            np.subtract(1.0, da[steps], out=da[steps])
         da_t = da[t]
         da_t *= dgates  # d[i, f, g, o] * (1 - u^2)
         np.matmul(da_t, W_hh_scaled2, out=dh)
