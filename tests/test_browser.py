@@ -262,8 +262,9 @@ def test_glossary_is_bilingual_and_linked(visits):
     for term in ("recurrent neural network", "循环神经网络", "hidden state", "隐藏状态", "梯度消失", "梯度爆炸",
                  "LSTM", "长短期记忆网络", "GRU", "门控循环单元", "遗忘门", "截断的时间反向传播"):
         assert any(t.startswith(term) for t in terms), f"glossary lacks {term!r}"
-    # The CJK terms are drawn with a real CJK font (setup.d installs fonts-noto-cjk), not as empty boxes:
-    # ask the browser which platform fonts rendered the glyphs of the term 隐藏状态.
+    # The CJK terms are drawn with a real CJK font (setup.d installs fonts-noto-cjk; TeX Live's Chinese
+    # support brings the AR PL fonts too), not as empty boxes: ask the browser which platform fonts
+    # rendered the glyphs of the term 隐藏状态, and fontconfig which fonts cover Chinese.
     cdp = page.context.new_cdp_session(page)
     cdp.send("DOM.enable")
     cdp.send("CSS.enable")
@@ -272,7 +273,10 @@ def test_glossary_is_bilingual_and_linked(visits):
     cjk_dt = [n for n in dts if "隐藏状态" in cdp.send("DOM.getOuterHTML", {"nodeId": n})["outerHTML"]]
     assert cjk_dt, "no glossary entry for 隐藏状态"
     fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": cjk_dt[0]})["fonts"]
-    assert any("CJK" in f["familyName"] and f["glyphCount"] >= 4 for f in fonts), \
+    listed = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True).stdout
+    chinese = {name.strip() for line in listed.splitlines() for name in line.split(",")}
+    assert chinese, "fontconfig lists no font that covers Chinese"
+    assert any(f["familyName"] in chinese and f["glyphCount"] >= 4 for f in fonts), \
         f"隐藏状态 is not drawn with a CJK font: {fonts}"
     cdp.detach()
     for name in (toc_pages()[0], CHAPTER_2):
@@ -414,6 +418,7 @@ def test_widget_output_renders_offline(browser, tmp_path):
     for name in ("_config.yml", "references.bib", "favicon.svg"):
         shutil.copy(ROOT / name, book / name)
     (book / ".vendor").symlink_to(ROOT / ".vendor")
+    (book / "tools").symlink_to(ROOT / "tools")  # the local Sphinx extension _config.yml names
     (book / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: chapters/bar\n")
     (book / "intro.md").write_text("# Widgets\n")
     (book / "chapters" / "bar.md").write_text(WIDGET_PAGE)
