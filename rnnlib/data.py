@@ -33,8 +33,8 @@ def synthetic_weather(n_days, seed, noise=0.1, pull=0.2, dtype=np.float64):
     The blog post that chapter 5 starts from (a NumPy RNN written without a framework, one of the
     course's source texts) draws temperature, humidity and wind uniformly from [0, 1)
     (``np.random.rand``) and makes the target "the mean temperature of the 3 days + N(0, 0.1)
-    noise" (0.1 is the standard deviation: N(0, 0.1²) in the book's notation); humidity and wind carry no information (a model has to learn to ignore them). The post
-    draws every window
+    noise" (0.1 is the standard deviation: N(0, 0.1²) in the book's notation); humidity and wind
+    carry no information (a model has to learn to ignore them). The post draws every window
     independently, so its windows are not one series. We keep the recipe but make it a series,
     so that :func:`make_windows` can cut it like real data:
 
