@@ -47,6 +47,11 @@ HELPERS = ["conftest.py", "torch_helpers.py"]  # imported by the tests
 FAST_BUFFER = 'the buffer (out=) only saves an allocation: without it NumPy allocates an array with the same values'
 FAST_SCRATCH_DTYPE = ('a float64 scratch array in a float32 run only holds an intermediate more precisely before it is adde'
                       'd into a float32 array: the outputs stay float32 and agree to float32 rounding (no test can tell)')
+FAST_SCALE_DTYPE = ('a float64 gate scale (0.5 or 1, exact in both dtypes) makes the scaled weights float64: the products '
+                    'are computed more precisely and written into the float32 buffers (out=), so outputs stay float32 '
+                    'and agree to float32 rounding')
+FAST_BLOCK_ROWS = ('the input part of every later step computed again at each block: later blocks overwrite their rows '
+                   'with the same values before they use them (only extra work)')
 NEGATIVE_RESHAPE = "NumPy's reshape takes any negative size as the unknown one: -2 acts as -1"
 # Surviving mutants that compute the same results as the original: mutant name -> (a piece of the
 # mutated line, which the diff must contain, so that a renumbering cannot mislabel another mutant; why no
@@ -134,23 +139,27 @@ EQUIVALENT = {
     'rnnlib.fast.x_gru_forward__mutmut_113': ('n[t] += np.multiply(r[t], a_hns[t], )', FAST_BUFFER),
     'rnnlib.fast.x_gru_forward__mutmut_75': ('a_h = np.empty((B, 3 * H), dtype=None)', FAST_SCRATCH_DTYPE),
     'rnnlib.fast.x_gru_forward__mutmut_77': ('a_h = np.empty((B, 3 * H), )', FAST_SCRATCH_DTYPE),
-    'rnnlib.fast.x_lstm_backward__mutmut_64': ('dgates = np.empty((B, 4 * H), dtype=None)', FAST_SCRATCH_DTYPE),
-    'rnnlib.fast.x_lstm_backward__mutmut_66': ('dgates = np.empty((B, 4 * H), )', FAST_SCRATCH_DTYPE),
-    'rnnlib.fast.x_lstm_backward__mutmut_75': ('tmp = None', FAST_BUFFER),
-    'rnnlib.fast.x_lstm_backward__mutmut_77': ('tmp = np.empty((B, H), dtype=None)', FAST_SCRATCH_DTYPE),
-    'rnnlib.fast.x_lstm_backward__mutmut_79': ('tmp = np.empty((B, H), )', FAST_SCRATCH_DTYPE),
-    'rnnlib.fast.x_lstm_backward__mutmut_88': ('dc += np.multiply(dh, dh_to_dc[t], out=None)', FAST_BUFFER),
-    'rnnlib.fast.x_lstm_backward__mutmut_91': ('dc += np.multiply(dh, dh_to_dc[t], )', FAST_BUFFER),
-    'rnnlib.fast.x_lstm_forward__mutmut_125': ('a_h = None', FAST_BUFFER),
-    'rnnlib.fast.x_lstm_forward__mutmut_127': ('a_h = np.empty((B, 4 * H), dtype=None)', FAST_SCRATCH_DTYPE),
-    'rnnlib.fast.x_lstm_forward__mutmut_129': ('a_h = np.empty((B, 4 * H), )', FAST_SCRATCH_DTYPE),
-    'rnnlib.fast.x_lstm_forward__mutmut_132': ('ig = None', FAST_BUFFER),
-    'rnnlib.fast.x_lstm_forward__mutmut_134': ('ig = np.empty((B, H), dtype=None)', FAST_SCRATCH_DTYPE),
-    'rnnlib.fast.x_lstm_forward__mutmut_136': ('ig = np.empty((B, H), )', FAST_SCRATCH_DTYPE),
-    'rnnlib.fast.x_lstm_forward__mutmut_145': ('u_t += np.matmul(hs[t], W_hh_T, out=None)', FAST_BUFFER),
-    'rnnlib.fast.x_lstm_forward__mutmut_148': ('u_t += np.matmul(hs[t], W_hh_T, )', FAST_BUFFER),
-    'rnnlib.fast.x_lstm_forward__mutmut_173': ('c += np.multiply(i[t], g[t], out=None)', FAST_BUFFER),
-    'rnnlib.fast.x_lstm_forward__mutmut_176': ('c += np.multiply(i[t], g[t], )', FAST_BUFFER),
+    'rnnlib.fast.x_lstm_backward__mutmut_128': ('dc += np.multiply(dh, dh_to_dc[t % STEPS_PER_BLOCK], out=None)', FAST_BUFFER),
+    'rnnlib.fast.x_lstm_backward__mutmut_131': ('dc += np.multiply(dh, dh_to_dc[t % STEPS_PER_BLOCK], )', FAST_BUFFER),
+    'rnnlib.fast.x_lstm_backward__mutmut_48': ('dh_to_dc = np.empty((STEPS_PER_BLOCK, B, H), dtype=None)', FAST_SCRATCH_DTYPE),
+    'rnnlib.fast.x_lstm_backward__mutmut_50': ('dh_to_dc = np.empty((STEPS_PER_BLOCK, B, H), )', FAST_SCRATCH_DTYPE),
+    'rnnlib.fast.x_lstm_backward__mutmut_55': ('dgates = np.empty((B, 4 * H), dtype=None)', FAST_SCRATCH_DTYPE),
+    'rnnlib.fast.x_lstm_backward__mutmut_57': ('dgates = np.empty((B, 4 * H), )', FAST_SCRATCH_DTYPE),
+    'rnnlib.fast.x_lstm_backward__mutmut_66': ('tmp = None', FAST_BUFFER),
+    'rnnlib.fast.x_lstm_backward__mutmut_68': ('tmp = np.empty((B, H), dtype=None)', FAST_SCRATCH_DTYPE),
+    'rnnlib.fast.x_lstm_backward__mutmut_70': ('tmp = np.empty((B, H), )', FAST_SCRATCH_DTYPE),
+    'rnnlib.fast.x_lstm_forward__mutmut_131': ('a_h = None', FAST_BUFFER),
+    'rnnlib.fast.x_lstm_forward__mutmut_133': ('a_h = np.empty((B, 4 * H), dtype=None)', FAST_SCRATCH_DTYPE),
+    'rnnlib.fast.x_lstm_forward__mutmut_135': ('a_h = np.empty((B, 4 * H), )', FAST_SCRATCH_DTYPE),
+    'rnnlib.fast.x_lstm_forward__mutmut_138': ('ig = None', FAST_BUFFER),
+    'rnnlib.fast.x_lstm_forward__mutmut_140': ('ig = np.empty((B, H), dtype=None)', FAST_SCRATCH_DTYPE),
+    'rnnlib.fast.x_lstm_forward__mutmut_142': ('ig = np.empty((B, H), )', FAST_SCRATCH_DTYPE),
+    'rnnlib.fast.x_lstm_forward__mutmut_149': ('rows = slice(t * B, None)', FAST_BLOCK_ROWS),
+    'rnnlib.fast.x_lstm_forward__mutmut_17': ('scale = lstm_gate_scale(H, None)[:, None]', FAST_SCALE_DTYPE),
+    'rnnlib.fast.x_lstm_forward__mutmut_172': ('u_t += np.matmul(hs[t], W_hh_T, out=None)', FAST_BUFFER),
+    'rnnlib.fast.x_lstm_forward__mutmut_175': ('u_t += np.matmul(hs[t], W_hh_T, )', FAST_BUFFER),
+    'rnnlib.fast.x_lstm_forward__mutmut_200': ('c += np.multiply(i[t], g[t], out=None)', FAST_BUFFER),
+    'rnnlib.fast.x_lstm_forward__mutmut_203': ('c += np.multiply(i[t], g[t], )', FAST_BUFFER),
     'rnnlib.fast.x_rnn_backward__mutmut_46': ('da2 = da.reshape(-2, da.shape[-1])', NEGATIVE_RESHAPE),
     'rnnlib.fast.x_rnn_backward__mutmut_57': ('dW_ih = da2.T @ x.reshape(-2, x.shape[-1])', NEGATIVE_RESHAPE),
     'rnnlib.fast.x_rnn_backward__mutmut_66': ('dW_hh = da2.T @ h_prev.reshape(-2, h_prev.shape[-1])', NEGATIVE_RESHAPE),
