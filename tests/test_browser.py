@@ -419,6 +419,7 @@ def test_widget_output_renders_offline(browser, tmp_path):
         shutil.copy(ROOT / name, book / name)
     (book / ".vendor").symlink_to(ROOT / ".vendor")
     (book / "tools").symlink_to(ROOT / "tools")  # the local Sphinx extension _config.yml names
+    (book / "rnnlib").symlink_to(ROOT / "rnnlib")  # ... which reads the package version there
     (book / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: chapters/bar\n")
     (book / "intro.md").write_text("# Widgets\n")
     (book / "chapters" / "bar.md").write_text(WIDGET_PAGE)
