@@ -57,6 +57,11 @@ def compare_arrays(label, got, expected, rtol, atol):
             f"at index {where} got {got[where]:.6g}, expected {expected[where]:.6g}")
 
 
+def fresh_values(args):
+    """The values of ``[(name, value)]``, arrays copied: each call gets inputs nobody has written into."""
+    return [np.copy(v) if isinstance(v, np.ndarray) else v for _, v in args]
+
+
 def check_returned(name, got, output_names):
     """``got``, after checking that ``name`` returned a tuple or list of one value per name in ``output_names``."""
     if not isinstance(got, (tuple, list)) or len(got) != len(output_names):
@@ -138,7 +143,7 @@ def matching_slip(slips, args, got, expected, output_names, rtol, atol):
     wrong = [k for k in range(len(output_names)) if not same(got[k], expected[k])]
     for slip_name, slip_fn in (slips or {}).items():
         try:
-            slipped = slip_fn(*[np.copy(v) if isinstance(v, np.ndarray) else v for _, v in args])
+            slipped = slip_fn(*fresh_values(args))
         except Exception:  # noqa: BLE001 (a slip that does not apply to these inputs)
             continue
         slipped = (slipped,) if single else slipped
@@ -164,11 +169,11 @@ def check_function(student_fn, reference_fn, make_inputs, *, name, output_names=
     for trial in range(trials):
         seed = secrets.randbits(32)
         args = make_inputs(np.random.default_rng(seed))
-        expected = reference_fn(*[np.copy(v) if isinstance(v, np.ndarray) else v for _, v in args])
+        expected = reference_fn(*fresh_values(args))
         call = f"{name}({describe_args(args)}) [seed {seed}]"
         try:
             with watch_calls(codes) as called:
-                got = student_fn(*[np.copy(v) if isinstance(v, np.ndarray) else v for _, v in args])
+                got = student_fn(*fresh_values(args))
         except NotImplementedError:
             raise GradingError(f"{name} is not implemented yet (it raised NotImplementedError)") from None
         except Exception as exc:  # the student's error, reported as a message
