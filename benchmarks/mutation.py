@@ -1,6 +1,7 @@
-"""Mutation testing of rnnlib's NumPy modules with mutmut: do the fast unit tests notice a seeded bug?
+"""Mutation testing with mutmut: do the tests notice a seeded bug in rnnlib, or in the hidden-test checks?
 
     python benchmarks/mutation.py                          # every module in MODULES, one after another
+    python benchmarks/mutation.py --package checks         # the checks (checks/), into mutation_checks.json
     python benchmarks/mutation.py --modules losses,optim   # some of them (their entries are replaced)
     python benchmarks/mutation.py --modules gradcheck --tests test_gradcheck.py \
         --mutants "rnnlib.gradcheck.x_rel_error*" --out /tmp/m.json                      # a tiny run
@@ -15,7 +16,12 @@ and reads mutmut's results back. A surviving mutant is either a gap in the tests
 (it computes the same results, so no test can tell): those are listed in ``EQUIVALENT`` with the
 reason, and the score is killed / (mutants - equivalent).
 
-The record (``benchmarks/results/mutation.json``, or ``--out``) holds per module the counts and the
+With ``--package checks`` the same is done for the hidden-test checks, against the tests that run them
+in this process: each check must accept the solution (``test_checks_accept_solutions.py``) and reject
+the known wrong answers (the ``test_psNN.py`` slip tests). A surviving mutant there is a check that
+cannot tell a wrong answer or a wrong message from the right one.
+
+The record (``benchmarks/results/mutation.json`` or ``mutation_checks.json``, or ``--out``) holds per module the counts and the
 run time, every mutant that was not killed with its diff, the tool's version, command, commit, date
 and machine; a run over some modules keeps the entries of the others.
 """
@@ -43,6 +49,24 @@ TESTS = ["test_rnn.py", "test_lstm.py", "test_gru.py", "test_optim.py", "test_tr
          "test_losses.py", "test_gradcheck.py", "test_arguments.py", "test_attention.py",
          "test_attention_checks.py"]
 HELPERS = ["conftest.py", "torch_helpers.py"]  # imported by the tests
+# The hidden-test checks (checks/): do they tell a wrong answer from the right one? Their tests run in
+# this process: every solution notebook with its hidden tests (each check must accept the solution) and
+# the slip tests of each problem set (each check must reject the listed wrong answers and name them).
+# The nbgrader runs in the same files (test_partial_credit_and_messages) grade in other processes, which
+# mutmut cannot follow, and are deselected.
+CHECK_MODULES = ["grading", "allowlist"] + [f"ps{n:02d}" for n in range(1, 11)]
+CHECK_TESTS = ["test_checks_accept_solutions.py", "test_allowlist.py", "test_attention_checks.py"] + [
+    f"test_ps{n:02d}.py" for n in range(1, 11)]
+WHAT = {
+    "rnnlib": "mutants of rnnlib's NumPy modules against the fast unit tests; killed = a test failed",
+    "checks": "mutants of the hidden-test checks (checks/) against the in-process tests that run them on the "
+              "solutions and on known wrong answers; killed = a test failed",
+}
+PACKAGES = {  # package -> its modules, the tests, what the tests need beside it, pytest's -k, the record
+    "rnnlib": (MODULES, TESTS, [], "", "mutation.json"),
+    "checks": (CHECK_MODULES, CHECK_TESTS, ["rnnlib", "solutions", "exercises", "coursegrade", "nbgrader_config.py"],
+               "not partial_credit", "mutation_checks.json"),
+}
 # rnnlib.fast's buffers and scratch arrays: mutants that change only where or how precisely an intermediate is kept
 FAST_BUFFER = 'the buffer (out=) only saves an allocation: without it NumPy allocates an array with the same values'
 FAST_SCRATCH_DTYPE = ('a float64 scratch array in a float32 run only holds an intermediate more precisely before it is adde'
@@ -218,18 +242,29 @@ def mutmut(workdir, *args, check=True, timeout=None):
     return proc
 
 
-def prepare(workdir, module, tests):
-    """Copy the package and the tests into ``workdir`` and write mutmut's configuration for ``module``."""
-    shutil.copytree(ROOT / "rnnlib", workdir / "rnnlib", ignore=shutil.ignore_patterns("__pycache__"))
+def prepare(workdir, module, tests, package="rnnlib"):
+    """Copy the package, what its tests need and the tests into ``workdir``; write mutmut's configuration
+    for ``module``."""
+    _, _, beside, deselect, _ = PACKAGES[package]
+    for name in [package] + beside:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, workdir / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(ROOT / name, workdir / name)
     (workdir / "tests").mkdir()
-    for name in HELPERS + tests:
+    helpers = sorted(p.name for p in (ROOT / "tests").glob("*.py") if not p.name.startswith("test_"))
+    for name in helpers + tests:
         shutil.copy(ROOT / "tests" / name, workdir / "tests" / name)
+    if (ROOT / "tests" / "golden").is_dir():  # the reviewed grading messages (tests/grading_messages.py)
+        shutil.copytree(ROOT / "tests" / "golden", workdir / "tests" / "golden")
     listed = "\n".join(f"    tests/{t}" for t in tests)
+    select = f"    -k\n    {deselect}\n" if deselect else ""
     (workdir / "setup.cfg").write_text(
-        "[mutmut]\nsource_paths = rnnlib\n"
-        f"only_mutate = rnnlib/{module}.py\n"
+        f"[mutmut]\nsource_paths = {package}\n"
+        + ("also_copy =\n" + "".join(f"    {name}\n" for name in beside) if beside else "")
+        + f"only_mutate = {package}/{module}.py\n"
         f"pytest_add_cli_args_test_selection =\n{listed}\n"
-        "pytest_add_cli_args =\n    -p\n    no:cacheprovider\n    -q\n")
+        "pytest_add_cli_args =\n    -p\n    no:cacheprovider\n    -q\n" + select)
 
 
 def label_equivalent(entry):
@@ -242,25 +277,25 @@ def label_equivalent(entry):
     return entry
 
 
-def source_sha256(module):
-    return hashlib.sha256((ROOT / "rnnlib" / f"{module}.py").read_bytes()).hexdigest()
+def source_sha256(module, package="rnnlib"):
+    return hashlib.sha256((ROOT / package / f"{module}.py").read_bytes()).hexdigest()
 
 
-def run_module(module, tests, max_children, mutants=(), previous=None):
+def run_module(module, tests, max_children, mutants=(), previous=None, package="rnnlib"):
     """Mutation-test one module; return its entry for the record.
 
     ``mutants``: globs of mutant names to run (default: all). ``previous``: the module's entry of an
     earlier run on the same source: then only its mutants that were not killed are run again (after
     new tests), and the entry is updated."""
-    workdir = Path(tempfile.mkdtemp(prefix=f"rnnlib-mutation-{module}-"))
+    workdir = Path(tempfile.mkdtemp(prefix=f"{package}-mutation-{module}-"))
     if previous is not None:
         mutants = [e["name"] for e in previous["not_killed"]]
     try:
-        prepare(workdir, module, tests)
+        prepare(workdir, module, tests, package)
         start = time.perf_counter()
         run = mutmut(workdir, "run", "--max-children", str(max_children), *mutants)
         seconds = time.perf_counter() - start
-        meta = json.loads((workdir / "mutants" / "rnnlib" / f"{module}.py.meta").read_text())
+        meta = json.loads((workdir / "mutants" / package / f"{module}.py.meta").read_text())
         from mutmut.stats import status_by_exit_code
         statuses = {name: status_by_exit_code[code] for name, code in meta["exit_code_by_key"].items()}
         not_checked = [name for name, status in statuses.items() if status == "not checked"]
@@ -286,7 +321,7 @@ def run_module(module, tests, max_children, mutants=(), previous=None):
                     s: n for s, n in counts.items() if s not in ("killed", "survived", "timeout")},
                 "killed_of_non_equivalent": round(killed / max(1, n_mutants - equivalent), 4),
                 "seconds": round(seconds, 1), "tests": tests,
-                "commit": git("rev-parse", "HEAD"), "source_sha256": source_sha256(module),
+                "commit": git("rev-parse", "HEAD"), "source_sha256": source_sha256(module, package),
                 "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 "rechecked": previous is not None, "not_killed": not_killed,
                 "mutmut_output_tail": re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", run.stdout)[-400:]}
@@ -296,9 +331,12 @@ def run_module(module, tests, max_children, mutants=(), previous=None):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--modules", default=",".join(MODULES),
-                        help="comma-separated modules of rnnlib (default: all of MODULES that exist)")
-    parser.add_argument("--tests", default=None, help="comma-separated test files (default: TESTS that exist)")
+    parser.add_argument("--package", default="rnnlib", choices=sorted(PACKAGES),
+                        help="rnnlib (the NumPy reference) or checks (the hidden-test checks)")
+    parser.add_argument("--modules", default=None,
+                        help="comma-separated modules of the package (default: MODULES or CHECK_MODULES)")
+    parser.add_argument("--tests", default=None,
+                        help="comma-separated test files (default: TESTS or CHECK_TESTS, those that exist)")
     parser.add_argument("--max-children", type=int, default=1, help="mutants tested at once (default 1: one CPU)")
     parser.add_argument("--mutants", default="", help="comma-separated globs of mutant names (default: all)")
     parser.add_argument("--recheck", action="store_true",
@@ -306,11 +344,15 @@ def main():
                              "for modules whose source has not changed since")
     parser.add_argument("--relabel", action="store_true",
                         help="run nothing: apply EQUIVALENT to the record's survivors again and recount")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "mutation.json"))
+    parser.add_argument("--out", default=None,
+                        help="the record (default: benchmarks/results/mutation.json or mutation_checks.json)")
     args = parser.parse_args()
-    modules = [m for m in args.modules.split(",") if (ROOT / "rnnlib" / f"{m}.py").exists()]
-    tests = [t for t in (args.tests.split(",") if args.tests else TESTS) if (ROOT / "tests" / t).exists()]
-    out = Path(args.out)
+    package = args.package
+    all_modules, all_tests, _, _, record_name = PACKAGES[package]
+    modules = [m for m in (args.modules.split(",") if args.modules else all_modules)
+               if (ROOT / package / f"{m}.py").exists()]
+    tests = [t for t in (args.tests.split(",") if args.tests else all_tests) if (ROOT / "tests" / t).exists()]
+    out = Path(args.out or ROOT / "benchmarks" / "results" / record_name)
     record = json.loads(out.read_text()) if out.exists() else {"modules": {}}
     import mutmut as mutmut_package
     if args.relabel:
@@ -319,23 +361,23 @@ def main():
             entry["equivalent"] = sum(1 for e in entry["not_killed"] if "equivalent" in e)
             entry["killed_of_non_equivalent"] = round(entry["killed"] / max(1, entry["mutants"] - entry["equivalent"]), 4)
         modules = []
-        write_totals(record, out)
+        write_totals(record, out, package=package)
     for module in modules:
-        print(f"mutation testing rnnlib/{module}.py ...", flush=True)
+        print(f"mutation testing {package}/{module}.py ...", flush=True)
         previous = record["modules"].get(module) if args.recheck else None
-        if previous is not None and previous.get("source_sha256") != source_sha256(module):
-            print(f"  rnnlib/{module}.py changed since its entry: all its mutants are run", flush=True)
+        if previous is not None and previous.get("source_sha256") != source_sha256(module, package):
+            print(f"  {package}/{module}.py changed since its entry: all its mutants are run", flush=True)
             previous = None
         record["modules"][module] = run_module(module, tests, args.max_children,
-                                               [m for m in args.mutants.split(",") if m], previous)
+                                               [m for m in args.mutants.split(",") if m], previous, package)
         entry = record["modules"][module]
         print(f"  {entry['mutants']} mutants, {entry['killed']} killed, {entry['survived']} survived "
               f"({entry['equivalent']} equivalent), {entry['timeout']} timed out, {entry['seconds']} s", flush=True)
-        write_totals(record, out, args.max_children)  # after every module: a long run can be stopped
+        write_totals(record, out, args.max_children, package)  # after every module: a long run can be stopped
     print(json.dumps({"total": record.get("total"), "written": str(out)}))
 
 
-def write_totals(record, out, max_children=1):
+def write_totals(record, out, max_children=1, package="rnnlib"):
     """Add the totals over the modules and the provenance to ``record``; write it to ``out``."""
     import mutmut as mutmut_package
     entries = record["modules"].values()
@@ -343,7 +385,7 @@ def write_totals(record, out, max_children=1):
     total["killed_of_non_equivalent"] = round(total["killed"] / max(1, total["mutants"] - total["equivalent"]), 4)
     record.update({
         "tool": f"mutmut {mutmut_package.__version__}",
-        "what": "mutants of rnnlib's NumPy modules against the fast unit tests; killed = a test failed",
+        "what": WHAT[package],
         "command": " ".join(["python"] + sys.argv), "commit": git("rev-parse", "HEAD"),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "python": platform.python_version(),

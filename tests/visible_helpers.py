@@ -75,10 +75,17 @@ def assert_slip_caught(ps, answers, test_id, *fragments):
 
 
 @pytest.fixture
-def fixed_grading_seeds(monkeypatch):
+def fixed_grading_seeds(monkeypatch, request):
     """The hidden checks draw their inputs from seeds 1, 2, 3, ... instead of fresh random ones, so that
-    a test of a grading message does not depend on luck (a slip that shows only when T > 1, say)."""
+    a test of a grading message does not depend on luck (a slip that shows only when T > 1, say).
+
+    The messages the checks raise during the test must then be the reviewed ones
+    (:mod:`grading_messages`): a test that passes with a changed message fails at teardown."""
     from checks import grading
+    from grading_messages import Recorder
 
     seeds = itertools.count(1)
     monkeypatch.setattr(grading.secrets, "randbits", lambda bits: next(seeds))
+    recorder = Recorder(monkeypatch)
+    yield
+    recorder.compare(request.node.nodeid)

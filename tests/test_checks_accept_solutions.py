@@ -1,0 +1,178 @@
+"""Every hidden check accepts the solution, run in this process.
+
+Each solution notebook (``solutions/psNN/psNN.ipynb``, hidden tests included) is run cell by cell in
+one namespace, as nbgrader runs it, but in this process and in seconds: so a mutation tool sees which
+check ran (``benchmarks/mutation.py --package checks``), and a check that starts rejecting right answers
+fails here. The other half, that each check rejects wrong answers and names the slip, is in the
+``test_psNN.py`` files. The grading seeds are fixed (1, 2, 3, ...) so that a run is repeatable; the
+nbgrader tests (``test_assignments.py``) grade the solutions with fresh seeds.
+"""
+import contextlib
+import io
+import types
+
+import nbformat
+import pytest
+
+from nbgrader_helpers import ROOT
+from visible_helpers import fixed_grading_seeds  # noqa: F401 (a fixture)
+
+PROBLEM_SETS = sorted(p.name for p in (ROOT / "solutions").iterdir() if (p / f"{p.name}.ipynb").exists())
+
+
+def hidden_test_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code" and "### BEGIN HIDDEN TESTS" in c.source]
+
+
+def test_every_problem_set_has_hidden_checks():
+    assert len(PROBLEM_SETS) >= 10
+    for ps in PROBLEM_SETS:
+        nb = nbformat.read(ROOT / "solutions" / ps / f"{ps}.ipynb", as_version=4)
+        cells = hidden_test_cells(nb)
+        assert cells and all(f"from checks import {ps} as checks" in c.source for c in cells), ps
+
+
+@pytest.mark.parametrize("ps", PROBLEM_SETS)
+def test_solution_passes_every_hidden_check(ps, fixed_grading_seeds):
+    nb = nbformat.read(ROOT / "solutions" / ps / f"{ps}.ipynb", as_version=4)
+    ipython = types.SimpleNamespace(run_line_magic=lambda *args: None)
+    namespace = {"__name__": "__main__", "get_ipython": lambda: ipython}
+    hidden = 0
+    for n, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        key = cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {n}"
+        with contextlib.redirect_stdout(io.StringIO()):
+            exec(compile(cell.source, f"{ps} {key}", "exec"), namespace)  # noqa: S102 (our own solutions)
+        hidden += "### BEGIN HIDDEN TESTS" in cell.source
+    assert hidden == len(hidden_test_cells(nb))
+
+
+# ---- near misses: a check must reject the solution's outputs moved a little, or a lot ----
+import ast  # noqa: E402
+import inspect  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+
+def _moved(value, size, by_hand=False):
+    """``value`` moved off: a float by 1e-3 * (1 + |x|) (1e-2 ``by_hand``) ("small") or 2 + 2|x| ("big"),
+    an integer by 1 or 2 + 2|x|; None for anything else (a cache, a model, a string)."""
+    def move(x):
+        if size == "small":
+            return x + 1 if is_int else x + (1e-2 if by_hand else 1e-3) * (1 + abs(x))
+        return x + 2 + 2 * abs(x)
+
+    if isinstance(value, bool) or value is None:
+        return None
+    is_int = isinstance(value, (int, np.integer)) or (
+        isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.integer))
+    if isinstance(value, (float, int, np.floating, np.integer)):
+        return type(value)(move(value)) if not isinstance(value, np.generic) else move(value)
+    if isinstance(value, np.ndarray) and (np.issubdtype(value.dtype, np.floating) or is_int):
+        return move(value).astype(value.dtype)
+    if type(value).__module__.startswith("torch") and hasattr(value, "is_floating_point"):
+        is_int = not value.is_floating_point() and value.dtype != __import__("torch").bool
+        if value.is_floating_point() or is_int:
+            return move(value)
+    return None
+
+
+def _move_outputs(fn, size, index):
+    """``fn`` with its outputs moved: all of them (``index`` None) or the output ``index`` of a tuple.
+    The wrapper's ``moved`` list says whether it ever changed anything."""
+    moved = []
+
+    def wrapper(*args, **kwargs):
+        out = fn(*args, **kwargs)
+        if isinstance(out, tuple):
+            items = list(out)
+            for k, item in enumerate(items):
+                if index is None or k == index:
+                    if isinstance(item, dict):
+                        new = {key: _moved(v, size) for key, v in item.items()}
+                        new = {key: (v if new[key] is None else new[key]) for key, v in item.items()}
+                        changed = any(_moved(v, size) is not None for v in item.values())
+                    else:
+                        new = _moved(item, size)
+                        changed = new is not None
+                    if changed:
+                        items[k], _ = new, moved.append(k)
+            return tuple(items)
+        new = _moved(out, size) if index is None else None
+        if new is not None:
+            moved.append(None)
+            return new
+        return out
+
+    wrapper.moved = moved
+    return wrapper
+
+
+def hidden_blocks(ps):
+    """``[(grade_id, the hidden tests' source, the names passed to the checks)]`` of a solution notebook."""
+    nb = nbformat.read(ROOT / "solutions" / ps / f"{ps}.ipynb", as_version=4)
+    blocks = []
+    for cell in hidden_test_cells(nb):
+        source = cell.source.split("### BEGIN HIDDEN TESTS")[1].split("### END HIDDEN TESTS")[0]
+        names = [arg.id for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Call)
+                 and isinstance(node.func, ast.Attribute) and getattr(node.func.value, "id", "") == "checks"
+                 for arg in node.args if isinstance(arg, ast.Name)]
+        blocks.append((cell.metadata["nbgrader"]["grade_id"], source, names))
+    return blocks
+
+
+def solution_namespace(ps):
+    nb = nbformat.read(ROOT / "solutions" / ps / f"{ps}.ipynb", as_version=4)
+    ipython = types.SimpleNamespace(run_line_magic=lambda *args: None)
+    namespace = {"__name__": "__main__", "get_ipython": lambda: ipython}
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            with contextlib.redirect_stdout(io.StringIO()):
+                exec(compile(cell.source, ps, "exec"), namespace)  # noqa: S102 (our own solutions)
+    return namespace
+
+
+def near_misses(namespace, name):
+    """``[(what, value or wrapper)]``: the answer ``name`` moved off, every way that applies to it."""
+    value = namespace[name]
+    if inspect.isfunction(value):
+        variants = [(f"every output of {name} moved ({size})", _move_outputs(value, size, None))
+                    for size in ("small", "big")]
+        return variants + [(f"output {k} of {name} moved (big)", _move_outputs(value, "big", k)) for k in range(6)]
+    return [(f"{name} moved ({size})", _moved(value, size, by_hand=True)) for size in ("small", "big")
+            if _moved(value, size) is not None]
+
+
+@pytest.mark.parametrize("ps", PROBLEM_SETS)
+def test_checks_reject_near_misses(ps, fixed_grading_seeds):
+    """Each answer the checks grade, moved off by a little or a lot, fails a check with a GradingError: so a
+    check's tolerance, or an output no check compares, cannot go unnoticed. A small move is 1e-3 relative
+    for a function's outputs and 1e-2 for a number computed by hand (graded to 0.005). A set's checks may
+    share the outputs out (ps06 grades h and c in two parts), so a move counts as rejected when a check
+    of the set rejects it. The moves no check rejects, on purpose, are listed in NOT_GRADED."""
+    from checks.grading import GradingError
+
+    namespace = solution_namespace(ps)
+    rejected, applied = {}, set()
+    for grade_id, source, names in hidden_blocks(ps):
+        for name in names:
+            for what, answer in near_misses(namespace, name):
+                trial = {**namespace, name: answer}
+                try:
+                    with contextlib.redirect_stdout(io.StringIO()):
+                        exec(compile(source, f"{ps} {grade_id}", "exec"), trial)  # noqa: S102
+                except GradingError:
+                    rejected.setdefault(what, []).append(grade_id)
+                if getattr(answer, "moved", True):
+                    applied.add(what)
+    accepted = sorted(applied - set(rejected))
+    assert accepted == sorted(NOT_GRADED.get(ps, {})), (
+        f"{ps}: moves no check rejects (left) and the list of those not graded on purpose (right)")
+
+
+# Moves of an answer that no check rejects, on purpose: what -> why.
+NOT_GRADED = {
+    "ps04": {"every output of fit_and_predict moved (small)":
+             "part 4 is graded on beating persistence on validation, not on matching the solution's predictions"},
+}
