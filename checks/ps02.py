@@ -59,11 +59,13 @@ def _forward_slip(step_slip=None, from_h0_every_step=False, ignore_h0=False):
     return forward
 
 
-FORWARD_SLIPS = {
-    **{name: _forward_slip(step_slip=fn) for name, fn in STEP_SLIPS.items()},
-    "h0 ignored (every sequence starts from zeros)": _forward_slip(ignore_h0=True),
-    "the state not carried from step to step (every step starts from h0)": _forward_slip(from_h0_every_step=True),
-}
+def forward_slips():
+    """Made when a check runs, not on import (so that a mutation test can change the slips' code)."""
+    return {
+        **{name: _forward_slip(step_slip=fn) for name, fn in STEP_SLIPS.items()},
+        "h0 ignored (every sequence starts from zeros)": _forward_slip(ignore_h0=True),
+        "the state not carried from step to step (every step starts from h0)": _forward_slip(from_h0_every_step=True),
+    }
 
 
 def rnn_step_forward(rnn_step_forward):
@@ -83,9 +85,9 @@ def rnn_forward(rnn_forward):
         args[1] = ("h0", None)
         return args
 
-    check_function(student, reference, with_h0, name="rnn_forward", output_names=("hs",), slips=FORWARD_SLIPS)
+    check_function(student, reference, with_h0, name="rnn_forward", output_names=("hs",), slips=forward_slips())
     check_function(student, reference, without_h0, name="rnn_forward", output_names=("hs",), trials=2,
-                   slips=FORWARD_SLIPS)
+                   slips=forward_slips())
 
 
 def _loss_shape(rng):
@@ -103,19 +105,25 @@ def _rescaled(loss_fn, factor):
     return wrong
 
 
-MSE_SLIPS = {  # the more specific first: with B = 1 the first two are the same
-    "the mean over the first axis only (divided by B, not by the number of elements)":
-        _rescaled(losses.mse, lambda p, y: p.size / p.shape[0]),
-    "a sum instead of a mean": _rescaled(losses.mse, lambda p, y: p.size),
-    "the factor 2 left out of the gradient": lambda p, y: (losses.mse(p, y)[0], losses.mse(p, y)[1] / 2),
-}
-CE_SLIPS = {
-    "the mean over B only, not over all B * T positions":
-        _rescaled(losses.softmax_cross_entropy, lambda z, k: k.size / k.shape[0]),
-    "a sum instead of a mean": _rescaled(losses.softmax_cross_entropy, lambda z, k: k.size),
-    "the gradient not divided by the number of positions":
-        lambda z, k: (losses.softmax_cross_entropy(z, k)[0], losses.softmax_cross_entropy(z, k)[1] * k.size),
-}
+def mse_slips():
+    """Made when a check runs, not on import (so that a mutation test can change the slips' code)."""
+    return {  # the more specific first: with B = 1 the first two are the same
+        "the mean over the first axis only (divided by B, not by the number of elements)":
+            _rescaled(losses.mse, lambda p, y: p.size / p.shape[0]),
+        "a sum instead of a mean": _rescaled(losses.mse, lambda p, y: p.size),
+        "the factor 2 left out of the gradient": lambda p, y: (losses.mse(p, y)[0], losses.mse(p, y)[1] / 2),
+    }
+
+
+def ce_slips():
+    """Made when a check runs, not on import (so that a mutation test can change the slips' code)."""
+    return {
+        "the mean over B only, not over all B * T positions":
+            _rescaled(losses.softmax_cross_entropy, lambda z, k: k.size / k.shape[0]),
+        "a sum instead of a mean": _rescaled(losses.softmax_cross_entropy, lambda z, k: k.size),
+        "the gradient not divided by the number of positions":
+            lambda z, k: (losses.softmax_cross_entropy(z, k)[0], losses.softmax_cross_entropy(z, k)[1] * k.size),
+    }
 
 
 def mse(mse):
@@ -123,7 +131,7 @@ def mse(mse):
         shape = _loss_shape(rng)
         return [("pred", rng.standard_normal(shape)), ("target", rng.standard_normal(shape))]
 
-    check_function(mse, losses.mse, inputs, name="mse", output_names=("loss", "dpred"), slips=MSE_SLIPS)
+    check_function(mse, losses.mse, inputs, name="mse", output_names=("loss", "dpred"), slips=mse_slips())
 
 
 def _ce_inputs(scale, huge=False):
@@ -141,7 +149,7 @@ def _ce_inputs(scale, huge=False):
 
 def softmax_cross_entropy(softmax_cross_entropy):
     check_function(softmax_cross_entropy, losses.softmax_cross_entropy, _ce_inputs(2.0),
-                   name="softmax_cross_entropy", output_names=("loss", "dlogits"), slips=CE_SLIPS)
+                   name="softmax_cross_entropy", output_names=("loss", "dlogits"), slips=ce_slips())
 
 
 def softmax_cross_entropy_stable(softmax_cross_entropy):

@@ -61,11 +61,13 @@ def _step_slip(*, transposed_dW=False, derivative_at_h_prev=False, no_derivative
     return backward
 
 
-STEP_SLIPS = {
-    "the tanh derivative taken at h_prev, not at h (1 - h_prev**2)": _step_slip(derivative_at_h_prev=True),
-    "the tanh derivative (1 - h**2) left out": _step_slip(no_derivative=True),
-    "dW_hh transposed (h_prev.T @ da)": _step_slip(transposed_dW=True),
-}
+def step_slips():
+    """Made when a check runs, not on import (so that a mutation test can change the slips' code)."""
+    return {
+        "the tanh derivative taken at h_prev, not at h (1 - h_prev**2)": _step_slip(derivative_at_h_prev=True),
+        "the tanh derivative (1 - h**2) left out": _step_slip(no_derivative=True),
+        "dW_hh transposed (h_prev.T @ da)": _step_slip(transposed_dW=True),
+    }
 
 
 def _bptt_slip(*, dW_hh_state="entering", forward_loop=False, recurrence_from_dh=False):
@@ -89,18 +91,20 @@ def _bptt_slip(*, dW_hh_state="entering", forward_loop=False, recurrence_from_dh
     return backward
 
 
-BPTT_SLIPS = {
-    "the state entering step 0 taken as hs[:, t - 1] = hs[:, -1] (the last state) instead of h0":
-        _bptt_slip(dW_hh_state="wrap"),
-    "the loop over time not reversed": _bptt_slip(forward_loop=True),
-    "the gradient sent to step t - 1 from dh_t instead of da_t (the tanh skipped on the way back)":
-        _bptt_slip(recurrence_from_dh=True),
-}
+def bptt_slips():
+    """Made when a check runs, not on import (so that a mutation test can change the slips' code)."""
+    return {
+        "the state entering step 0 taken as hs[:, t - 1] = hs[:, -1] (the last state) instead of h0":
+            _bptt_slip(dW_hh_state="wrap"),
+        "the loop over time not reversed": _bptt_slip(forward_loop=True),
+        "the gradient sent to step t - 1 from dh_t instead of da_t (the tanh skipped on the way back)":
+            _bptt_slip(recurrence_from_dh=True),
+    }
 
 
 def rnn_step_backward(rnn_step_backward):
     check_function(rnn_step_backward, lambda dh, cache: cells.rnn_step_backward(dh, tuple(cache)), step_inputs,
-                   name="rnn_step_backward", output_names=GRADIENT_NAMES, slips=STEP_SLIPS)
+                   name="rnn_step_backward", output_names=GRADIENT_NAMES, slips=step_slips())
 
 
 def sequence_inputs(rng, last_only=False, zero_h0=False):
@@ -119,9 +123,9 @@ def sequence_inputs(rng, last_only=False, zero_h0=False):
 def rnn_backward(rnn_backward):
     reference = lambda dhs, cache: sequence.rnn_backward(dhs, tuple(cache))  # noqa: E731
     check_function(rnn_backward, reference, sequence_inputs, name="rnn_backward",
-                   output_names=SEQUENCE_GRADIENT_NAMES, slips=BPTT_SLIPS)
+                   output_names=SEQUENCE_GRADIENT_NAMES, slips=bptt_slips())
     check_function(rnn_backward, reference, lambda rng: sequence_inputs(rng, last_only=True), name="rnn_backward",
-                   output_names=SEQUENCE_GRADIENT_NAMES, trials=2, slips=BPTT_SLIPS)
+                   output_names=SEQUENCE_GRADIENT_NAMES, trials=2, slips=bptt_slips())
 
 
 # ------------------------------------------------------------------------------------------------
@@ -203,14 +207,16 @@ def _model_slip(bptt):
     return backward
 
 
-MODEL_SLIPS = {
-    "only the recurrence fixed (dW_hh still uses hs[:, t], the state after step t)":
-        _model_slip(_bptt_slip(dW_hh_state="after")),
-    "only dW_hh fixed (the gradient to step t - 1 still from dh, not da)": _model_slip(_bptt_slip(recurrence_from_dh=True)),
-    "dW_hh taken from hs[:, t - 1] also at t = 0 (the last state, not h0)": _model_slip(_bptt_slip(dW_hh_state="wrap")),
-}
+def model_slips():
+    """Made when a check runs, not on import (so that a mutation test can change the slips' code)."""
+    return {
+        "only the recurrence fixed (dW_hh still uses hs[:, t], the state after step t)":
+            _model_slip(_bptt_slip(dW_hh_state="after")),
+        "only dW_hh fixed (the gradient to step t - 1 still from dh, not da)": _model_slip(_bptt_slip(recurrence_from_dh=True)),
+        "dW_hh taken from hs[:, t - 1] also at t = 0 (the last state, not h0)": _model_slip(_bptt_slip(dW_hh_state="wrap")),
+    }
 
 
 def fixed_backward(fixed_backward):
     check_function(fixed_backward, model_backward_reference, model_inputs, name="fixed_backward",
-                   output_names=MODEL_GRADIENT_NAMES, slips=MODEL_SLIPS)
+                   output_names=MODEL_GRADIENT_NAMES, slips=model_slips())

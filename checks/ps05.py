@@ -99,12 +99,14 @@ def _truncated_slip(*, cut=lambda t, k: t % k == 0, wrap=False):
     return backward
 
 
-TRUNCATED_SLIPS = {
-    "nothing cut (full BPTT)": _truncated_slip(cut=lambda t, k: False),
-    "the cuts one step early (before the steps where t % k == k - 1)": _truncated_slip(cut=lambda t, k: t % k == k - 1),
-    "the cuts one step late (before the steps where t % k == 1)": _truncated_slip(cut=lambda t, k: t % k == 1 % k),
-    "the state entering step 0 taken as hs[:, -1] instead of h0": _truncated_slip(wrap=True),
-}
+def truncated_slips():
+    """Made when a check runs, not on import (so that a mutation test can change the slips' code)."""
+    return {
+        "nothing cut (full BPTT)": _truncated_slip(cut=lambda t, k: False),
+        "the cuts one step early (before the steps where t % k == k - 1)": _truncated_slip(cut=lambda t, k: t % k == k - 1),
+        "the cuts one step late (before the steps where t % k == 1)": _truncated_slip(cut=lambda t, k: t % k == 1 % k),
+        "the state entering step 0 taken as hs[:, -1] instead of h0": _truncated_slip(wrap=True),
+    }
 
 
 def _truncated_inputs(rng):
@@ -123,7 +125,7 @@ def rnn_backward_truncated(rnn_backward_truncated):
     reraise_reference_calls(lambda: check_function(
         student, rnn_backward_truncated_reference, _truncated_inputs, name="rnn_backward_truncated",
         output_names=("dx", "dh0", "dW_ih", "dW_hh", "db_ih", "db_hh"), trials=4, rtol=1e-7, atol=1e-10,
-        allow_reference=True, slips=TRUNCATED_SLIPS))
+        allow_reference=True, slips=truncated_slips()))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -146,14 +148,16 @@ def _jacobian_norms(order="right", derivative_at="after", transposed=False):
     return norms
 
 
-JACOBIAN_SLIPS = {
-    "the tanh derivative taken at the state before the step (1 - hs[s - 1]**2)": _jacobian_norms(derivative_at="before"),
-    "the tanh derivative left out (W_hh**k)": _jacobian_norms(derivative_at="none"),
-    "each new factor multiplied on the left": _jacobian_norms(order="left"),
-    "W_hh transposed": _jacobian_norms(transposed=True),
-    "the entries in time order (entry t) instead of by distance (entry k = T - 1 - t)":
-        lambda hs, W_hh: _jacobian_norms()(hs, W_hh)[::-1],
-}
+def jacobian_slips():
+    """Made when a check runs, not on import (so that a mutation test can change the slips' code)."""
+    return {
+        "the tanh derivative taken at the state before the step (1 - hs[s - 1]**2)": _jacobian_norms(derivative_at="before"),
+        "the tanh derivative left out (W_hh**k)": _jacobian_norms(derivative_at="none"),
+        "each new factor multiplied on the left": _jacobian_norms(order="left"),
+        "W_hh transposed": _jacobian_norms(transposed=True),
+        "the entries in time order (entry t) instead of by distance (entry k = T - 1 - t)":
+            lambda hs, W_hh: _jacobian_norms()(hs, W_hh)[::-1],
+    }
 
 
 def _jacobian_inputs(rng):
@@ -167,7 +171,7 @@ def _jacobian_inputs(rng):
 
 def jacobian_norms(jacobian_norms):
     check_function(jacobian_norms, _jacobian_norms(), _jacobian_inputs, name="jacobian_norms",
-                   output_names=("norms",), trials=4, rtol=1e-7, atol=1e-12, slips=JACOBIAN_SLIPS)
+                   output_names=("norms",), trials=4, rtol=1e-7, atol=1e-12, slips=jacobian_slips())
 
 
 def _square_inputs(rng):

@@ -58,14 +58,16 @@ def _forward_slip(order=(0, 1, 2, 3), g_act=np.tanh, tanh_on_c=True, input_gate=
     return forward
 
 
-FORWARD_SLIPS = {
-    "the gates read in the order i, f, o, g (CS231n's) instead of torch's i, f, g, o": _forward_slip(order=(0, 1, 3, 2)),
-    "the gates read in the order f, i, g, o": _forward_slip(order=(1, 0, 2, 3)),
-    "b_hh left out": _forward_slip(with_b_hh=False),
-    "a sigmoid for g instead of tanh": _forward_slip(g_act=_sigmoid),
-    "h = o * c (no tanh on c)": _forward_slip(tanh_on_c=False),
-    "the input gate left out (c = f * c_prev + g)": _forward_slip(input_gate=False),
-}
+def forward_slips():
+    """Made when a check runs, not on import (so that a mutation test can change the slips' code)."""
+    return {
+        "the gates read in the order i, f, o, g (CS231n's) instead of torch's i, f, g, o": _forward_slip(order=(0, 1, 3, 2)),
+        "the gates read in the order f, i, g, o": _forward_slip(order=(1, 0, 2, 3)),
+        "b_hh left out": _forward_slip(with_b_hh=False),
+        "a sigmoid for g instead of tanh": _forward_slip(g_act=_sigmoid),
+        "h = o * c (no tanh on c)": _forward_slip(tanh_on_c=False),
+        "the input gate left out (c = f * c_prev + g)": _forward_slip(input_gate=False),
+    }
 
 
 def _backward_slip(*, dc_only=False, dc_prev_from_dc=False, forget_with_c=False):
@@ -82,26 +84,28 @@ def _backward_slip(*, dc_only=False, dc_prev_from_dc=False, forget_with_c=False)
     return backward
 
 
-BACKWARD_SLIPS = {
-    "dc_prev = dc * f (the path from the loss through h_t = o * tanh(c_t) to c_t left out)":
-        _backward_slip(dc_prev_from_dc=True),
-    "the path through h_t left out of the cell's gradient (dc alone)": _backward_slip(dc_only=True),
-    "the forget gate's gradient taken with c_t instead of c_{t-1}": _backward_slip(forget_with_c=True),
-}
+def backward_slips():
+    """Made when a check runs, not on import (so that a mutation test can change the slips' code)."""
+    return {
+        "dc_prev = dc * f (the path from the loss through h_t = o * tanh(c_t) to c_t left out)":
+            _backward_slip(dc_prev_from_dc=True),
+        "the path through h_t left out of the cell's gradient (dc alone)": _backward_slip(dc_only=True),
+        "the forget gate's gradient taken with c_t instead of c_{t-1}": _backward_slip(forget_with_c=True),
+    }
 
 
 def forward_h(lstm_step_forward):
     """The new hidden state ``h`` of the student's forward (first output)."""
     check_function(lambda *a: _three_values(lstm_step_forward)(*a)[0], lambda *a: _reference_forward(*a)[0],
                    random_lstm_args, name="lstm_step_forward", output_names=("h",),
-                   slips={k: (lambda fn: lambda *a: fn(*a)[0])(fn) for k, fn in FORWARD_SLIPS.items()})
+                   slips={k: (lambda fn: lambda *a: fn(*a)[0])(fn) for k, fn in forward_slips().items()})
 
 
 def forward_c(lstm_step_forward):
     """The new cell state ``c`` of the student's forward (second output)."""
     check_function(lambda *a: _three_values(lstm_step_forward)(*a)[1], lambda *a: _reference_forward(*a)[1],
                    random_lstm_args, name="lstm_step_forward", output_names=("c",),
-                   slips={k: (lambda fn: lambda *a: fn(*a)[1])(fn) for k, fn in FORWARD_SLIPS.items()})
+                   slips={k: (lambda fn: lambda *a: fn(*a)[1])(fn) for k, fn in forward_slips().items()})
 
 
 def _check_backward(lstm_step_forward, lstm_step_backward, keep):
@@ -112,7 +116,7 @@ def _check_backward(lstm_step_forward, lstm_step_backward, keep):
     check_backward_through_forward(lstm_step_forward, lstm_step_backward, cells.lstm_step_forward,
                                    cells.lstm_step_backward, lambda rng: random_lstm_args(rng, with_upstream=True),
                                    check_forward=check_forward, n_upstream=2, output_names=BACKWARD_OUTPUTS, keep=keep,
-                                   slips=BACKWARD_SLIPS)
+                                   slips=backward_slips())
 
 
 def backward_inputs(lstm_step_forward, lstm_step_backward):

@@ -58,15 +58,17 @@ def _forward_slip(order=(0, 1, 2), reset_before=False, b_hn_outside=False, z_swa
     return forward
 
 
-FORWARD_SLIPS = {
-    "the reset gate applied to h_prev before the product (Cho et al.'s form, not torch's)":
-        _forward_slip(reset_before=True),
-    "b_hn outside the reset product": _forward_slip(b_hn_outside=True),
-    "z and 1 - z swapped (h = z * n + (1 - z) * h_prev)": _forward_slip(z_swapped=True),
-    "the gates read in the order z, r, n": _forward_slip(order=(1, 0, 2)),
-    "b_hh left out": _forward_slip(with_b_hh=False),
-    "a sigmoid for n instead of tanh": _forward_slip(n_act=_sigmoid),
-}
+def forward_slips():
+    """Made when a check runs, not on import (so that a mutation test can change the slips' code)."""
+    return {
+        "the reset gate applied to h_prev before the product (Cho et al.'s form, not torch's)":
+            _forward_slip(reset_before=True),
+        "b_hn outside the reset product": _forward_slip(b_hn_outside=True),
+        "z and 1 - z swapped (h = z * n + (1 - z) * h_prev)": _forward_slip(z_swapped=True),
+        "the gates read in the order z, r, n": _forward_slip(order=(1, 0, 2)),
+        "b_hh left out": _forward_slip(with_b_hh=False),
+        "a sigmoid for n instead of tanh": _forward_slip(n_act=_sigmoid),
+    }
 
 
 def _backward_slip(*, hidden_n_without_r=False, no_direct_path=False, reset_without_b_hn=False):
@@ -85,25 +87,27 @@ def _backward_slip(*, hidden_n_without_r=False, no_direct_path=False, reset_with
     return backward
 
 
-BACKWARD_SLIPS = {
-    "da_n, not da_n * r, in the n rows of the hidden part (r scales h_prev @ W_hn.T + b_hn)":
-        _backward_slip(hidden_n_without_r=True),
-    "the direct path from h_prev to h_t (through z * h_prev) left out": _backward_slip(no_direct_path=True),
-    "the reset gate's gradient taken with h_prev @ W_hn.T, without b_hn": _backward_slip(reset_without_b_hn=True),
-}
+def backward_slips():
+    """Made when a check runs, not on import (so that a mutation test can change the slips' code)."""
+    return {
+        "da_n, not da_n * r, in the n rows of the hidden part (r scales h_prev @ W_hn.T + b_hn)":
+            _backward_slip(hidden_n_without_r=True),
+        "the direct path from h_prev to h_t (through z * h_prev) left out": _backward_slip(no_direct_path=True),
+        "the reset gate's gradient taken with h_prev @ W_hn.T, without b_hn": _backward_slip(reset_without_b_hn=True),
+    }
 
 
 def forward_h(gru_step_forward):
     """The new hidden state of the student's forward."""
     check_function(_first_of_two(gru_step_forward), lambda *a: cells.gru_step_forward(*a)[0], random_gru_args,
-                   name="gru_step_forward", output_names=("h",), slips=FORWARD_SLIPS)
+                   name="gru_step_forward", output_names=("h",), slips=forward_slips())
 
 
 def _check_backward(gru_step_forward, gru_step_backward, keep):
     check_backward_through_forward(gru_step_forward, gru_step_backward, cells.gru_step_forward,
                                    cells.gru_step_backward, lambda rng: random_gru_args(rng, with_upstream=True),
                                    check_forward=lambda: forward_h(gru_step_forward), n_upstream=1,
-                                   output_names=BACKWARD_OUTPUTS, keep=keep, slips=BACKWARD_SLIPS)
+                                   output_names=BACKWARD_OUTPUTS, keep=keep, slips=backward_slips())
 
 
 def backward_inputs(gru_step_forward, gru_step_backward):
@@ -123,7 +127,7 @@ def backward_hidden_weights(gru_step_forward, gru_step_backward):
 
 def forward_cho(gru_step_forward_cho):
     """Cho et al.'s GRU: the reset applied to h_prev before the product, b_hn outside it."""
-    check_function(gru_step_forward_cho, FORWARD_SLIPS["the reset gate applied to h_prev before the product (Cho et "
+    check_function(gru_step_forward_cho, forward_slips()["the reset gate applied to h_prev before the product (Cho et "
                                                        "al.'s form, not torch's)"], random_gru_args,
                    name="gru_step_forward_cho", output_names=("h",),
                    slips={"torch's form (the reset after the product)": lambda *a: cells.gru_step_forward(*a)[0]})

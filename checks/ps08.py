@@ -77,18 +77,20 @@ def _bidirectional_slip(reverse_input=True, reverse_back=True, swap_directions_h
     return forward
 
 
-BIDIRECTIONAL_SLIPS = {
-    "the backward direction's states not put back in time order": _bidirectional_slip(reverse_back=False),
-    "the backward direction run over x in time order (not reversed)": _bidirectional_slip(reverse_input=False,
-                                                                                          reverse_back=False),
-    "h0[1], c0[1] given to the forward direction and h0[0], c0[0] to the backward one":
-        _bidirectional_slip(swap_directions_h0=True),
-}
+def bidirectional_slips():
+    """Made when a check runs, not on import (so that a mutation test can change the slips' code)."""
+    return {
+        "the backward direction's states not put back in time order": _bidirectional_slip(reverse_back=False),
+        "the backward direction run over x in time order (not reversed)": _bidirectional_slip(reverse_input=False,
+                                                                                              reverse_back=False),
+        "h0[1], c0[1] given to the forward direction and h0[0], c0[0] to the backward one":
+            _bidirectional_slip(swap_directions_h0=True),
+    }
 
 
 def bidirectional_layer(bidirectional_layer):
     check_function(bidirectional_layer, bidirectional_layer_reference, _bidirectional_inputs,
-                   name="bidirectional_layer", output_names=("out", "h_n", "c_n"), slips=BIDIRECTIONAL_SLIPS)
+                   name="bidirectional_layer", output_names=("out", "h_n", "c_n"), slips=bidirectional_slips())
 
 
 def _stack_inputs(rng):

@@ -67,13 +67,15 @@ def _slip_forward(scale=True, axis=-1, invert=False, after=False):
     return forward
 
 
-FORWARD_SLIPS = {
-    "no 1/sqrt(d) scaling of the scores": _slip_forward(scale=False),
-    "the softmax over the queries (axis 1) instead of the keys (the last axis)": _slip_forward(axis=1),
-    "the mask inverted (True must mean: may attend)": _slip_forward(invert=True),
-    "the mask applied after the softmax (masked weights zeroed, the rest no longer sums to 1)":
-        _slip_forward(after=True),
-}
+def forward_slips():
+    """Made when a check runs, not on import (so that a mutation test can change the slips' code)."""
+    return {
+        "no 1/sqrt(d) scaling of the scores": _slip_forward(scale=False),
+        "the softmax over the queries (axis 1) instead of the keys (the last axis)": _slip_forward(axis=1),
+        "the mask inverted (True must mean: may attend)": _slip_forward(invert=True),
+        "the mask applied after the softmax (masked weights zeroed, the rest no longer sums to 1)":
+            _slip_forward(after=True),
+    }
 
 
 def _watched(fn, name, references):
@@ -99,14 +101,14 @@ def _out_of(attention_forward):
 def forward(attention_forward):
     """``out`` without a mask."""
     check_function(_out_of(attention_forward), lambda *a: attention.attention_forward(*a)[0], random_qkv, name="attention_forward",
-                   output_names=("out",), slips=FORWARD_SLIPS)
+                   output_names=("out",), slips=forward_slips())
 
 
 def forward_mask(attention_forward):
     """``out`` with causal, padding and random masks (one row fully masked: its output is 0)."""
     check_function(_out_of(attention_forward), lambda *a: attention.attention_forward(*a)[0],
                    lambda rng: random_qkv(rng, masked=True),
-                   name="attention_forward", output_names=("out",), trials=4, slips=FORWARD_SLIPS)
+                   name="attention_forward", output_names=("out",), trials=4, slips=forward_slips())
 
 
 def _slip_backward(no_scale=False, no_row_sum=False):

@@ -176,3 +176,44 @@ NOT_GRADED = {
     "ps04": {"every output of fit_and_predict moved (small)":
              "part 4 is graded on beating persistence on validation, not on matching the solution's predictions"},
 }
+
+
+def _raises_not_implemented(*args, **kwargs):
+    raise NotImplementedError
+
+
+# Answers a check is given only to explain another answer's failure: (set, cell, name) -> why.
+ONLY_FOR_MESSAGES = {("ps10", "test-decoder", "attention_forward"):
+                     "checked only when decoder_step is wrong, to add that attention_forward is wrong too"}
+MALFORMED = {  # what a half-done notebook hands a check, for a function answer and for a value answer
+    "function": {"not a function (None)": None, "not a function (a number)": 0, "the stub (raises NotImplementedError)": _raises_not_implemented,
+                 "a function returning None": lambda *args, **kwargs: None,
+                 "a function returning a string": lambda *args, **kwargs: "h"},
+    "value": {"None": None, "...": Ellipsis, "a string": "0.5"},
+}
+
+
+@pytest.mark.parametrize("ps", PROBLEM_SETS)
+def test_checks_answer_malformed_answers_with_a_message(ps, fixed_grading_seeds):
+    """A missing, unfinished or wrongly typed answer fails its check with a GradingError that says so, not
+    with the grader's own traceback (the messages are compared with the reviewed ones)."""
+    from checks.grading import GradingError
+
+    namespace = solution_namespace(ps)
+    crashed = []
+    for grade_id, source, names in hidden_blocks(ps):
+        for name in names:
+            kind = "function" if inspect.isfunction(namespace[name]) else "value"
+            if inspect.isclass(namespace[name]) or (ps, grade_id, name) in ONLY_FOR_MESSAGES:
+                continue  # a class answer (an optimiser, a model) is graded through its instances' methods
+            for what, answer in MALFORMED[kind].items():
+                try:
+                    with contextlib.redirect_stdout(io.StringIO()):
+                        exec(compile(source, f"{ps} {grade_id}", "exec"), {**namespace, name: answer})  # noqa: S102
+                except GradingError:
+                    continue
+                except Exception as exc:  # noqa: BLE001
+                    crashed.append(f"{grade_id}: {name} = {what}: {type(exc).__name__}: {exc}")
+                else:
+                    crashed.append(f"{grade_id}: {name} = {what}: accepted")
+    assert not crashed, f"{ps}: " + "\n".join(crashed)

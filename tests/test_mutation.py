@@ -38,3 +38,36 @@ def test_committed_record_covers_the_numpy_reference():
         assert len(survivors) == entry["survived"] and all(e["diff"].strip() for e in survivors), name
     total = record["total"]
     assert total["killed"] / (total["mutants"] - total["equivalent"]) >= 0.95
+
+
+def test_mutation_script_runs_on_the_checks(tmp_path):
+    """The same for the hidden-test checks: the mutants of ps02's first_of_pair against the tests that run
+    the checks in this process (the slip tests and the solutions) are all killed."""
+    out = tmp_path / "mutation_checks.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "mutation.py"), "--package", "checks",
+                           "--modules", "ps02", "--tests", "test_ps02.py,test_checks_accept_solutions.py",
+                           "--mutants", "checks.ps02.x_first_of_pair*", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    record = json.loads(out.read_text())
+    entry = record["modules"]["ps02"]
+    assert entry["mutants"] >= 8 and entry["killed"] == entry["mutants"], entry["not_killed"]
+    assert "hidden-test checks" in record["what"]
+
+
+def test_checks_make_no_calls_of_their_own_on_import():
+    """mutmut runs a mutant only inside the tests that called the mutated function; a table of slips built
+    on import (``SLIPS = {"...": _slip(...)}``) would keep the code as it was before any mutant was
+    switched on. The checks therefore build such tables in a function, when a check runs."""
+    import ast
+
+    for path in sorted((ROOT / "checks").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        local = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)):
+                continue
+            deferred = {id(c) for lam in ast.walk(node) if isinstance(lam, ast.Lambda) for c in ast.walk(lam)}
+            calls = [c.func.id for c in ast.walk(node) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)
+                     and c.func.id in local and id(c) not in deferred]
+            assert not calls, f"{path.name} line {node.lineno} calls {calls} on import"

@@ -48,7 +48,10 @@ def test_partial_credit_and_messages(tmp_path):
 # ---- slips: each fails a visible test with a message that points at it, and the grader names it ----
 import pytest  # noqa: E402
 
+import numpy as np  # noqa: E402
+
 from checks import ps01 as checks  # noqa: E402
+from checks.grading import GradingError  # noqa: E402
 from visible_helpers import check_slip, fixed_grading_seeds  # noqa: E402,F401 (a fixture)
 
 # (answer cell, text in the solution, slipped text, visible test, fragment of its message, grading check,
@@ -77,3 +80,18 @@ SLIPS = [
 def test_slip_fails_a_visible_test_and_the_grader_names_it(cell, old, new, test_id, visible, check, graded,
                                                            fixed_grading_seeds):
     check_slip("ps01", cell, [(old, new)], test_id, visible, check and getattr(checks, check), graded, (check,))
+
+
+@pytest.mark.parametrize("check, reference", [(checks.split_weights, checks.split_weights_reference),
+                                              (checks.last_states, checks.last_states_reference)])
+def test_slicing_answers_are_graded_exactly(check, reference):
+    """split_weights and last_states only pick values out of their input, so they are compared exactly:
+    a value one rounding step away (an answer that recomputes instead of slicing) is not a copy."""
+    check(reference)
+
+    def one_step_off(*args):
+        out = reference(*args)
+        return tuple(np.nextafter(o, np.inf) for o in out) if isinstance(out, tuple) else np.nextafter(out, np.inf)
+
+    with pytest.raises(GradingError, match="values differ"):
+        check(one_step_off)

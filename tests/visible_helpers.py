@@ -7,6 +7,7 @@ import contextlib
 import io
 
 import itertools
+import sys
 
 import nbformat
 import pytest
@@ -85,7 +86,13 @@ def fixed_grading_seeds(monkeypatch, request):
     from grading_messages import Recorder
 
     seeds = itertools.count(1)
-    monkeypatch.setattr(grading.secrets, "randbits", lambda bits: next(seeds))
+    real = grading.secrets.randbits
+
+    def randbits(bits):  # only the checks' draws: NumPy also calls secrets.randbits (for an unseeded Generator)
+        caller = sys._getframe(1).f_globals.get("__name__", "")
+        return next(seeds) if caller.startswith("checks") else real(bits)
+
+    monkeypatch.setattr(grading.secrets, "randbits", randbits)
     recorder = Recorder(monkeypatch)
     yield
     recorder.compare(request.node.nodeid)
