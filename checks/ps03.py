@@ -107,11 +107,8 @@ def rnn_step_backward(rnn_step_backward):
                    name="rnn_step_backward", output_names=GRADIENT_NAMES, slips=step_slips())
 
 
-def sequence_inputs(rng, last_only=False, zero_h0=False):
+def sequence_inputs(rng, last_only=False):
     args = dict(random_rnn_args(rng, sequence_input=True))
-    B, H = args["h0"].shape
-    if zero_h0:
-        args["h0"] = np.zeros((B, H))
     hs, _ = sequence.rnn_forward(*args.values())
     cache = make_cache(("x", "h0", "hs", "W_ih", "W_hh"), (args["x"], args["h0"], hs, args["W_ih"], args["W_hh"]))
     dhs = rng.standard_normal(hs.shape)

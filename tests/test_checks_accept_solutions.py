@@ -188,7 +188,8 @@ ONLY_FOR_MESSAGES = {("ps10", "test-decoder", "attention_forward"):
 MALFORMED = {  # what a half-done notebook hands a check, for a function answer and for a value answer
     "function": {"not a function (None)": None, "not a function (a number)": 0, "the stub (raises NotImplementedError)": _raises_not_implemented,
                  "a function returning None": lambda *args, **kwargs: None,
-                 "a function returning a string": lambda *args, **kwargs: "h"},
+                 "a function returning a string": lambda *args, **kwargs: "h",
+                 "a function returning three empty tuples": lambda *args, **kwargs: ((), (), ())},
     "value": {"None": None, "...": Ellipsis, "a string": "0.5"},
 }
 
@@ -217,3 +218,51 @@ def test_checks_answer_malformed_answers_with_a_message(ps, fixed_grading_seeds)
                 else:
                     crashed.append(f"{grade_id}: {name} = {what}: accepted")
     assert not crashed, f"{ps}: " + "\n".join(crashed)
+
+
+# ---- every known slip is named: a student who makes exactly that slip is told so ----
+WITHOUT_SLIPS = {"ps09"}  # PyTorch models trained by the student: graded on accuracy and behaviour, not values
+
+
+def record_comparisons(monkeypatch):
+    """Make every check_function call of the checks also land in the returned list, as (args, kwargs)."""
+    import importlib
+
+    from checks import grading
+
+    calls, real = [], grading.check_function
+
+    def recording(*args, **kwargs):
+        calls.append((args, kwargs))
+        return real(*args, **kwargs)
+
+    for ps in PROBLEM_SETS + ["grading"]:
+        module = importlib.import_module(f"checks.{ps}")
+        if getattr(module, "check_function", None) is real:
+            monkeypatch.setattr(module, "check_function", recording)
+    return calls, real
+
+
+@pytest.mark.parametrize("ps", PROBLEM_SETS)
+def test_every_known_slip_is_named(ps, fixed_grading_seeds):
+    """For each comparison a check makes on the solution that lists known slips, each slip's own function,
+    handed in as the answer, fails the comparison with a message that names a slip; and every slip is
+    told apart from the right answer by at least one comparison of the set (a slip that never differs
+    from the reference on the checks' inputs could never be named)."""
+    from checks.grading import GradingError
+
+    with pytest.MonkeyPatch.context() as patch:
+        calls, check_function = record_comparisons(patch)
+        solution_namespace(ps)
+    named, never = {}, set()
+    for args, kwargs in calls:
+        student, reference, make_inputs = args
+        for slip, slip_fn in (kwargs.get("slips") or {}).items():
+            never.add(slip)
+            try:
+                check_function(slip_fn, reference, make_inputs, **{**kwargs, "allow_reference": True})
+            except GradingError as err:
+                assert "\nYour " in str(err) and " what you get with " in str(err), f"{slip!r} not named:\n{err}"
+                named[slip] = str(err)
+    assert named or ps in WITHOUT_SLIPS, f"{ps}: no comparison lists known slips"
+    assert never <= set(named), f"{ps}: slips no comparison tells from the right answer: {sorted(never - set(named))}"

@@ -138,3 +138,35 @@ def test_half_fixed_backward_is_named(undo, graded, fixed_grading_seeds):
     namespace = run_answers(*{**GOOD, "bugs-fix": fix}.values())
     with pytest.raises(GradingError, match=graded):
         checks.fixed_backward(namespace["fixed_backward"])
+
+
+def _probe_and_solution():
+    from visible_helpers import run_notebook
+
+    namespace = run_notebook("ps03")[1]
+    return namespace["gradient_probe"], namespace["numerical_gradient"]
+
+
+def test_numerical_gradient_that_calls_the_reference_scores_0(fixed_grading_seeds):
+    """Run in this process (plain nbgrader), the probe reports who called f: rnnlib's own numerical_gradient
+    is named and the part scores 0."""
+    from rnnlib import gradcheck
+
+    probe, _ = _probe_and_solution()
+    with pytest.raises(GradingError, match=r"calls the rnnlib reference \(rnnlib\.gradcheck\.numerical_gradient\)"):
+        checks.numerical_gradient(lambda f, x, eps=1e-6: gradcheck.numerical_gradient(f, x, eps), probe)
+
+
+@pytest.mark.parametrize("relative, absolute", [(3e-7, 0.0), (-3e-7, 0.0), (0.0, 5e-9)])
+def test_numerical_gradient_is_graded_to_1e_7(relative, absolute, fixed_grading_seeds):
+    """The same central difference with the same eps agrees with the reference to rounding (about 1e-12
+    relative), so the check is tight (rtol 1e-7, atol 1e-9): an answer off by 3e-7 relative, or by 5e-9
+    where the gradient is small, fails it."""
+    probe, solution = _probe_and_solution()
+    checks.numerical_gradient(solution, probe)
+
+    def slightly_off(f, x, eps=1e-6):
+        return solution(f, x, eps) * (1 + relative) + absolute
+
+    with pytest.raises(GradingError, match="output gradient"):
+        checks.numerical_gradient(slightly_off, probe)
