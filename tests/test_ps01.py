@@ -84,7 +84,7 @@ def test_slip_fails_a_visible_test_and_the_grader_names_it(cell, old, new, test_
 
 @pytest.mark.parametrize("check, reference", [(checks.split_weights, checks.split_weights_reference),
                                               (checks.last_states, checks.last_states_reference)])
-def test_slicing_answers_are_graded_exactly(check, reference):
+def test_slicing_answers_are_graded_exactly(check, reference, fixed_grading_seeds):
     """split_weights and last_states only pick values out of their input, so they are compared exactly:
     a value one rounding step away (an answer that recomputes instead of slicing) is not a copy."""
     check(reference)

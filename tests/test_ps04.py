@@ -58,7 +58,7 @@ def test_partial_credit_and_messages(tmp_path):
     assert "largest error" in html and "checks.adam" not in html
 
 
-def test_hidden_checks_catch_what_the_visible_tests_miss():
+def test_hidden_checks_catch_what_the_visible_tests_miss(fixed_grading_seeds):
     """Wrong answers that pass the visible asserts fail the hidden checks, with a message naming the
     function, the inputs and the largest error."""
     import numpy as np
@@ -162,7 +162,7 @@ def test_slip_fails_a_visible_test_and_the_grader_names_it(cell, old, new, test_
     check_slip("ps04", cell, [(old, new)], test_id, visible, check and getattr(checks, check), graded, functions)
 
 
-def test_part_4_passes_in_any_units_and_fast():
+def test_part_4_passes_in_any_units_and_fast(fixed_grading_seeds):
     """The solution beats persistence on the grader's re-scaled data (units drawn at random each time)."""
     import time
 

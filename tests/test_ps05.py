@@ -48,12 +48,12 @@ def _solution(name):
     return run_answers(solution_answers("ps05")[name])
 
 
-def test_the_solutions_pass_the_hidden_checks():
+def test_the_solutions_pass_the_hidden_checks(fixed_grading_seeds):
     checks.clip_grad_norm(_solution("clip")["clip_grad_norm"])
     checks.rnn_backward_truncated(_solution("tbptt")["rnn_backward_truncated"])
 
 
-def test_hidden_checks_catch_what_the_visible_tests_miss():
+def test_hidden_checks_catch_what_the_visible_tests_miss(fixed_grading_seeds):
     def clip_into_new_arrays(grads, max_norm):  # right values, but the caller's arrays stay unclipped
         norm = float(np.sqrt(sum(np.sum(g * g) for g in grads.values())))
         if norm > max_norm:

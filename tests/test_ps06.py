@@ -76,7 +76,7 @@ def test_partial_credit_and_messages(tmp_path):
     assert "largest error" in html and "fix it first" in html and "checks.backward" not in html
 
 
-def test_hidden_checks_directly():
+def test_hidden_checks_directly(fixed_grading_seeds):
     """The hidden checks on their own: exact messages for a wrong forward and for a copier."""
     good = solution_answers("ps06")
     ns = run_answers(good["forward"], good["backward"])

@@ -78,7 +78,7 @@ def test_partial_credit_and_messages(tmp_path):
     assert "output dW_hh" in html and "largest error" in html and "checks.backward" not in html
 
 
-def test_hidden_checks_directly():
+def test_hidden_checks_directly(fixed_grading_seeds):
     """The hidden checks on their own, including the message for a backward graded through a wrong forward."""
     good = solution_answers("ps07")
     ns = run_answers(good["forward"], good["backward"], good["cho"])

@@ -60,7 +60,7 @@ def test_the_two_references_agree_and_the_layers_print_short():
         assert len(repr(args[1])) < 200 and "layer(s)" in repr(args[1])
 
 
-def test_stack_check_rejects_a_direction_major_state_layout():
+def test_stack_check_rejects_a_direction_major_state_layout(fixed_grading_seeds):
     def direction_major(x, layers, h0, c0):  # h0[d * L + l] instead of PyTorch's h0[2 * l + d]
         L = len(layers)
         h0 = h0.reshape(2, L, *h0.shape[1:]).transpose(1, 0, 2, 3).reshape(h0.shape)

@@ -80,7 +80,7 @@ def test_visible_tests_of_the_other_parts():
 
 
 @pytest.mark.usefixtures("fixed_grading_seeds")
-def test_hidden_checks_name_the_slip():
+def test_hidden_checks_name_the_slip(fixed_grading_seeds):
     ns = run_answers(GOOD["forward"], GOOD["backward"], GOOD["decoder"], GOOD["beam"])
     run_answers_gru = run_answers(GOOD["forward"], _gru_source(), GOOD["decoder"])
     ps10.forward(ns["attention_forward"])
@@ -124,7 +124,7 @@ def _gru_source():
     return _given("gru").split("# an example")[0]
 
 
-def test_hidden_beam_models_tell_beam_search_from_greedy():
+def test_hidden_beam_models_tell_beam_search_from_greedy(fixed_grading_seeds):
     """Every random model of the hidden beam check is one where beam search finds a more probable
     output than greedy decoding, so a greedy answer fails every trial."""
     for seed in range(20):
