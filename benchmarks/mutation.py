@@ -55,7 +55,7 @@ HELPERS = ["conftest.py", "torch_helpers.py"]  # imported by the tests
 # The nbgrader runs in the same files (test_partial_credit_and_messages) grade in other processes, which
 # mutmut cannot follow, and are deselected.
 CHECK_MODULES = ["grading", "allowlist"] + [f"ps{n:02d}" for n in range(1, 11)]
-CHECK_TESTS = ["test_checks_accept_solutions.py", "test_allowlist.py", "test_attention_checks.py"] + [
+CHECK_TESTS = ["test_checks_accept_solutions.py", "test_grading_checks.py", "test_allowlist.py", "test_attention_checks.py"] + [
     f"test_ps{n:02d}.py" for n in range(1, 11)]
 WHAT = {
     "rnnlib": "mutants of rnnlib's NumPy modules against the fast unit tests; killed = a test failed",
