@@ -48,14 +48,14 @@ TESTS = ["test_rnn.py", "test_lstm.py", "test_gru.py", "test_optim.py", "test_tr
          "test_stacked.py", "test_jacobian.py", "test_data.py", "test_rnn_regression.py", "test_fast.py",
          "test_losses.py", "test_gradcheck.py", "test_arguments.py", "test_attention.py",
          "test_attention_checks.py"]
-HELPERS = ["conftest.py", "torch_helpers.py"]  # imported by the tests
 # The hidden-test checks (checks/): do they tell a wrong answer from the right one? Their tests run in
 # this process: every solution notebook with its hidden tests (each check must accept the solution) and
 # the slip tests of each problem set (each check must reject the listed wrong answers and name them).
 # The nbgrader runs in the same files (test_partial_credit_and_messages) grade in other processes, which
 # mutmut cannot follow, and are deselected.
 CHECK_MODULES = ["grading", "allowlist"] + [f"ps{n:02d}" for n in range(1, 11)]
-CHECK_TESTS = ["test_checks_accept_solutions.py", "test_grading_checks.py", "test_allowlist.py", "test_attention_checks.py"] + [
+CHECK_TESTS = ["test_checks_accept_solutions.py", "test_grading_checks.py", "test_allowlist.py",
+               "test_attention_checks.py"] + [
     f"test_ps{n:02d}.py" for n in range(1, 11)]
 WHAT = {
     "rnnlib": "mutants of rnnlib's NumPy modules against the fast unit tests; killed = a test failed",
