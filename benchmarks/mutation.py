@@ -223,6 +223,20 @@ EQUIVALENT = {
 }
 
 
+HAND_FLOATS = "HAND's X is a list of Python floats: np.array makes it float64 without being told"
+# The same for the hidden-test checks.
+EQUIVALENT.update({
+    "checks.ps01.x_hand_reference__mutmut_31": ('np.array(p["X"], dtype=None)', HAND_FLOATS),
+    "checks.ps01.x_hand_reference__mutmut_33": ('np.array(p["X"], )', HAND_FLOATS),
+    "checks.ps01.x_hand_reference__mutmut_38": (".reshape(1, -2, 1)", NEGATIVE_RESHAPE),
+    "checks.ps02.x__forward_slip__mutmut_8": ("np.zeros((B, W_hh.shape[1]))", "the RNN's W_hh is square (H, H): shape[0] == shape[1]"),
+    "checks.ps02.x__loss_shape__mutmut_13": ("rng.random() <= 0.5", "differs from < only when random() returns exactly 0.5 (probability 2**-53)"),
+    "checks.ps03.x_numerical_gradient__mutmut_59": ("'XX, XX'.join(used)",
+        "only rnnlib.gradcheck.numerical_gradient calls a function it is given (f()), so used holds one name at "
+        "most and the separator is never shown"),
+})
+
+
 def git(*args):
     try:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()

@@ -117,12 +117,12 @@ def mse_slips():
 
 def ce_slips():
     """Made when a check runs, not on import (so that a mutation test can change the slips' code)."""
-    return {
+    return {  # the gradient's slip first: with the loss right, "a sum" would explain its dlogits as well
+        "the gradient not divided by the number of positions":
+            lambda z, k: (losses.softmax_cross_entropy(z, k)[0], losses.softmax_cross_entropy(z, k)[1] * k.size),
         "the mean over B only, not over all B * T positions":
             _rescaled(losses.softmax_cross_entropy, lambda z, k: k.size / k.shape[0]),
         "a sum instead of a mean": _rescaled(losses.softmax_cross_entropy, lambda z, k: k.size),
-        "the gradient not divided by the number of positions":
-            lambda z, k: (losses.softmax_cross_entropy(z, k)[0], losses.softmax_cross_entropy(z, k)[1] * k.size),
     }
 
 
