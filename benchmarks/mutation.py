@@ -54,8 +54,8 @@ TESTS = ["test_rnn.py", "test_lstm.py", "test_gru.py", "test_optim.py", "test_tr
 # The nbgrader runs in the same files (test_partial_credit_and_messages) grade in other processes, which
 # mutmut cannot follow, and are deselected.
 CHECK_MODULES = ["grading", "allowlist"] + [f"ps{n:02d}" for n in range(1, 11)]
-CHECK_TESTS = ["test_checks_accept_solutions.py", "test_grading_checks.py", "test_allowlist.py",
-               "test_attention_checks.py"] + [
+CHECK_TESTS = ["test_checks_accept_solutions.py", "test_grading_checks.py", "test_ps04_checks.py",
+               "test_allowlist.py", "test_attention_checks.py"] + [
     f"test_ps{n:02d}.py" for n in range(1, 11)]
 WHAT = {
     "rnnlib": "mutants of rnnlib's NumPy modules against the fast unit tests; killed = a test failed",
@@ -223,6 +223,9 @@ EQUIVALENT = {
 }
 
 
+SEED_BITS = "a seed of 33 random bits instead of 32: np.random.default_rng draws as randomly from either"
+MARKER_ONCE = ('"raised GradingError: " occurs once in the message: check_function wraps the student\'s error '
+               'once, so split, rsplit and any maxsplit >= 1 give the same part')
 HAND_FLOATS = "HAND's X is a list of Python floats: np.array makes it float64 without being told"
 # The same for the hidden-test checks.
 EQUIVALENT.update({
@@ -231,6 +234,14 @@ EQUIVALENT.update({
     "checks.ps01.x_hand_reference__mutmut_38": (".reshape(1, -2, 1)", NEGATIVE_RESHAPE),
     "checks.ps02.x__forward_slip__mutmut_8": ("np.zeros((B, W_hh.shape[1]))", "the RNN's W_hh is square (H, H): shape[0] == shape[1]"),
     "checks.ps02.x__loss_shape__mutmut_13": ("rng.random() <= 0.5", "differs from < only when random() returns exactly 0.5 (probability 2**-53)"),
+    "checks.ps04.x__rmse__mutmut_7": ("np.asarray(a, dtype=None)", "the forecasts are float64 already (run() converts them)"),
+    "checks.ps04.x__rmse__mutmut_9": ("np.asarray(a, )", "the forecasts are float64 already (run() converts them)"),
+    "checks.ps04.x_linear_step_fn__mutmut_8": ("X.reshape(len(X), -2)", NEGATIVE_RESHAPE),
+    "checks.ps04.x_tiny_problem__mutmut_17": ("X.reshape(11, -2)", NEGATIVE_RESHAPE),
+    "checks.ps04.x_beats_persistence__mutmut_24": ("secrets.randbits(33)", SEED_BITS),
+    "checks.ps04.x_reraise_reference_calls__mutmut_16": ("text.split(marker, )[1]", MARKER_ONCE),
+    "checks.ps04.x_reraise_reference_calls__mutmut_17": ("text.rsplit(marker, 1)[1]", MARKER_ONCE),
+    "checks.ps04.x_reraise_reference_calls__mutmut_18": ("text.split(marker, 2)[1]", MARKER_ONCE),
     "checks.ps03.x_numerical_gradient__mutmut_59": ("'XX, XX'.join(used)",
         "only rnnlib.gradcheck.numerical_gradient calls a function it is given (f()), so used holds one name at "
         "most and the separator is never shown"),

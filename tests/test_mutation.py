@@ -71,3 +71,16 @@ def test_checks_make_no_calls_of_their_own_on_import():
             calls = [c.func.id for c in ast.walk(node) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)
                      and c.func.id in local and id(c) not in deferred]
             assert not calls, f"{path.name} line {node.lineno} calls {calls} on import"
+
+
+def test_committed_record_covers_the_checks():
+    """Every module of checks/ was mutation-tested, and every mutant the tests did not kill is listed as
+    equivalent, with its reason: none is a check that cannot tell a wrong answer from the right one."""
+    record = json.loads((ROOT / "benchmarks" / "results" / "mutation_checks.json").read_text())
+    expected = {"grading", "allowlist"} | {f"ps{n:02d}" for n in range(1, 11)}
+    assert expected <= set(record["modules"]) and "hidden-test checks" in record["what"]
+    for name, entry in record["modules"].items():
+        counted = entry["killed"] + entry["survived"] + entry["timeout"] + sum(entry["other"].values())
+        assert counted == entry["mutants"] and entry["mutants"] > 0, name
+        unexplained = [e["name"] for e in entry["not_killed"] if "equivalent" not in e]
+        assert not unexplained, (name, unexplained)
