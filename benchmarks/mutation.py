@@ -55,7 +55,7 @@ TESTS = ["test_rnn.py", "test_lstm.py", "test_gru.py", "test_optim.py", "test_tr
 # mutmut cannot follow, and are deselected.
 CHECK_MODULES = ["grading", "allowlist"] + [f"ps{n:02d}" for n in range(1, 11)]
 CHECK_TESTS = ["test_checks_accept_solutions.py", "test_grading_checks.py", "test_ps04_checks.py",
-               "test_allowlist.py", "test_attention_checks.py"] + [
+               "test_ps05_checks.py", "test_allowlist.py", "test_attention_checks.py"] + [
     f"test_ps{n:02d}.py" for n in range(1, 11)]
 WHAT = {
     "rnnlib": "mutants of rnnlib's NumPy modules against the fast unit tests; killed = a test failed",
@@ -223,6 +223,11 @@ EQUIVALENT = {
 }
 
 
+RANDOM_HALF = "differs from < only when random() returns exactly 0.5 (probability 2**-53)"
+EINSUM_LABELS = "einsum subscripts are labels: upper-case letters name the same contraction"
+FALSY = "None is falsy like False"
+NOT_RIGHT = 'any order other than "right" multiplies each new factor on the left, as "left" does'
+CLIP_KEYS = "the names of the gradient dict's keys: clip_grad_norm treats every entry alike and no message shows them"
 SEED_BITS = "a seed of 33 random bits instead of 32: np.random.default_rng draws as randomly from either"
 MARKER_ONCE = ('"raised GradingError: " occurs once in the message: check_function wraps the student\'s error '
                'once, so split, rsplit and any maxsplit >= 1 give the same part')
@@ -233,7 +238,7 @@ EQUIVALENT.update({
     "checks.ps01.x_hand_reference__mutmut_33": ('np.array(p["X"], )', HAND_FLOATS),
     "checks.ps01.x_hand_reference__mutmut_38": (".reshape(1, -2, 1)", NEGATIVE_RESHAPE),
     "checks.ps02.x__forward_slip__mutmut_8": ("np.zeros((B, W_hh.shape[1]))", "the RNN's W_hh is square (H, H): shape[0] == shape[1]"),
-    "checks.ps02.x__loss_shape__mutmut_13": ("rng.random() <= 0.5", "differs from < only when random() returns exactly 0.5 (probability 2**-53)"),
+    "checks.ps02.x__loss_shape__mutmut_13": ("rng.random() <= 0.5", RANDOM_HALF),
     "checks.ps04.x__rmse__mutmut_7": ("np.asarray(a, dtype=None)", "the forecasts are float64 already (run() converts them)"),
     "checks.ps04.x__rmse__mutmut_9": ("np.asarray(a, )", "the forecasts are float64 already (run() converts them)"),
     "checks.ps04.x_linear_step_fn__mutmut_8": ("X.reshape(len(X), -2)", NEGATIVE_RESHAPE),
@@ -242,6 +247,25 @@ EQUIVALENT.update({
     "checks.ps04.x_reraise_reference_calls__mutmut_16": ("text.split(marker, )[1]", MARKER_ONCE),
     "checks.ps04.x_reraise_reference_calls__mutmut_17": ("text.rsplit(marker, 1)[1]", MARKER_ONCE),
     "checks.ps04.x_reraise_reference_calls__mutmut_18": ("text.split(marker, 2)[1]", MARKER_ONCE),
+    "checks.ps05.x__clip_each_array__mutmut_8": ("if n >= max_norm:", "a random norm equals the random max_norm with probability 0"),
+    "checks.ps05.x__clip_each_array__mutmut_12": ("max_norm / (n - 1e-6)",
+        "the slip's guard: its outputs move by 2e-6 of max_norm / n, inside the 1e-5 to which a slip is matched"),
+    "checks.ps05.x__jacobian_inputs__mutmut_52": ("rng.standard_normal((2, T, D))",
+        "the first sequence of a batch of 2 is the batch of 1 (the generator fills row by row), only hs[0] is "
+        "used and nothing is drawn after it"),
+    "checks.ps05.x__square_inputs__mutmut_11": ("rng.random() <= 0.5", RANDOM_HALF),
+    "checks.ps05.x__truncated_slip__mutmut_48": ('"BTH,BTD->HD"', EINSUM_LABELS),
+    "checks.ps05.x__truncated_slip__mutmut_56": ('"BTH,BTK->HK"', EINSUM_LABELS),
+    "checks.ps05.x_jacobian_slips__mutmut_14": ("_jacobian_norms(order=None)", NOT_RIGHT),
+    "checks.ps05.x_jacobian_slips__mutmut_15": ('_jacobian_norms(order="XXleftXX")', NOT_RIGHT),
+    "checks.ps05.x_jacobian_slips__mutmut_16": ('_jacobian_norms(order="LEFT")', NOT_RIGHT),
+    "checks.ps05.x_truncated_slips__mutmut_5": ("lambda t, k: None", FALSY),
+    **{f"checks.ps05.x_run_clip__mutmut_{n}": (key, CLIP_KEYS) for n, key in [
+        (2, '"XXW_ihXX"'), (3, '"w_ih"'), (4, '"W_IH"'), (5, '"XXW_hhXX"'), (6, '"w_hh"'), (7, '"W_HH"'),
+        (8, '"XXbXX"'), (9, '"B"')]},
+    "checks.ps06.x_forward_slips__mutmut_18": ("with_b_hh=None", FALSY),
+    "checks.ps06.x_forward_slips__mutmut_25": ("tanh_on_c=None", FALSY),
+    "checks.ps06.x_forward_slips__mutmut_29": ("input_gate=None", FALSY),
     "checks.ps03.x_numerical_gradient__mutmut_59": ("'XX, XX'.join(used)",
         "only rnnlib.gradcheck.numerical_gradient calls a function it is given (f()), so used holds one name at "
         "most and the separator is never shown"),
