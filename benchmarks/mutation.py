@@ -228,6 +228,10 @@ EINSUM_LABELS = "einsum subscripts are labels: upper-case letters name the same 
 FALSY = "None is falsy like False"
 NOT_RIGHT = 'any order other than "right" multiplies each new factor on the left, as "left" does'
 CLIP_KEYS = "the names of the gradient dict's keys: clip_grad_norm treats every entry alike and no message shows them"
+ZERO_STATE = "None means a zero state, and 0 / h0 is 0 for the nonzero normal draws: all three are zeros"
+SAME_SHAPES = ("both directions of a layer, and every layer of the stack, have the same hidden size and layer 0's "
+               "directions the same input size")
+DEFAULT_TOLERANCE = "rtol=1e-6 and atol=1e-8 are check_function's defaults: leaving one out changes nothing"
 SEED_BITS = "a seed of 33 random bits instead of 32: np.random.default_rng draws as randomly from either"
 MARKER_ONCE = ('"raised GradingError: " occurs once in the message: check_function wraps the student\'s error '
                'once, so split, rsplit and any maxsplit >= 1 give the same part')
@@ -266,6 +270,28 @@ EQUIVALENT.update({
     "checks.ps06.x_forward_slips__mutmut_18": ("with_b_hh=None", FALSY),
     "checks.ps06.x_forward_slips__mutmut_25": ("tanh_on_c=None", FALSY),
     "checks.ps06.x_forward_slips__mutmut_29": ("input_gate=None", FALSY),
+    "checks.ps07.x__forward_slip__mutmut_44": ("W_hh[order[2] * H:(order[2] + 2) * H]",
+        "W_hn is used only with reset_before, whose slip keeps the order (n last): W_hh has 3H rows, so the rows "
+        "2H:4H are the rows 2H:3H"),
+    "checks.ps07.x_forward_slips__mutmut_22": ("with_b_hh=None", FALSY),
+    "checks.ps08.x__one_direction_inputs__mutmut_13": ("torch_lstm(D, H, 2, ",
+        "torch draws layer 0's weights first: with the same seed a 2-layer module's first layer is the 1-layer "
+        "module, and only that layer is read"),
+    "checks.ps08.x_bidirectional_slips__mutmut_3": ("reverse_back=None", FALSY),
+    "checks.ps08.x_bidirectional_slips__mutmut_7": ("reverse_input=None", FALSY),
+    "checks.ps08.x_bidirectional_slips__mutmut_8": ("reverse_back=None", FALSY),
+    "checks.ps08.x_lstm_layer__mutmut_28": ("lstm_layer_reference(x, p, None, 0 * c0)", ZERO_STATE),
+    "checks.ps08.x_lstm_layer__mutmut_29": ("lstm_layer_reference(x, p, 0 * h0, None)", ZERO_STATE),
+    "checks.ps08.x_lstm_layer__mutmut_34": ("lstm_layer_reference(x, p, 0 / h0, 0 * c0)", ZERO_STATE),
+    "checks.ps08.x_lstm_layer__mutmut_36": ("lstm_layer_reference(x, p, 0 * h0, 0 / c0)", ZERO_STATE),
+    "checks.ps08.x_stack_torch_reference__mutmut_27": ("torch_lstm(D, H, len(layers), 1)",
+        "the module's own initial weights are all replaced by the layers given (stack_to_torch)"),
+    "checks.ps08.x_stack_torch_reference__mutmut_3": ('layers[0][1]["W_ih"].shape[1]', SAME_SHAPES),
+    "checks.ps08.x_stack_torch_reference__mutmut_8": ('layers[1][0]["W_hh"].shape[1]', SAME_SHAPES),
+    "checks.ps08.x_stack_torch_reference__mutmut_9": ('layers[0][1]["W_hh"].shape[1]', SAME_SHAPES),
+    "checks.ps08.x_stacked_bilstm__mutmut_16": ("trials=2, atol=1e-8, slips=STACK_SLIPS", DEFAULT_TOLERANCE),
+    "checks.ps08.x_stacked_bilstm__mutmut_17": ("trials=2, rtol=1e-6, slips=STACK_SLIPS", DEFAULT_TOLERANCE),
+    "checks.ps08.xǁLayersǁ__repr____mutmut_3": ("l0 = self[0][1]", SAME_SHAPES),
     "checks.ps03.x_numerical_gradient__mutmut_59": ("'XX, XX'.join(used)",
         "only rnnlib.gradcheck.numerical_gradient calls a function it is given (f()), so used holds one name at "
         "most and the separator is never shown"),

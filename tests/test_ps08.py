@@ -98,3 +98,10 @@ def test_slip_fails_a_visible_test_and_the_grader_names_it(cell, old, new, test_
                                                            fixed_grading_seeds):
     check_slip("ps08", cell, [(old, new)], test_id, visible, check and getattr(ps08, check), graded, (check,))
 
+
+
+def test_parameter_counts_are_graded_exactly(fixed_grading_seeds):
+    """A count off by one fails, even among millions (4 layers of 199 units, both directions: 2.5 million)."""
+    ps08.lstm_param_count(ps08.lstm_param_count_reference)
+    with pytest.raises(GradingError, match="values differ"):
+        ps08.lstm_param_count(lambda *args: ps08.lstm_param_count_reference(*args) + 1)
