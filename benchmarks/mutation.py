@@ -232,6 +232,7 @@ ZERO_STATE = "None means a zero state, and 0 / h0 is 0 for the nonzero normal dr
 SAME_SHAPES = ("both directions of a layer, and every layer of the stack, have the same hidden size and layer 0's "
                "directions the same input size")
 DEFAULT_TOLERANCE = "rtol=1e-6 and atol=1e-8 are check_function's defaults: leaving one out changes nothing"
+RANDOM_KIND = 'random_mask draws a random mask for any kind that is not "causal" or "padding"'
 SEED_BITS = "a seed of 33 random bits instead of 32: np.random.default_rng draws as randomly from either"
 MARKER_ONCE = ('"raised GradingError: " occurs once in the message: check_function wraps the student\'s error '
                'once, so split, rsplit and any maxsplit >= 1 give the same part')
@@ -292,6 +293,17 @@ EQUIVALENT.update({
     "checks.ps08.x_stacked_bilstm__mutmut_16": ("trials=2, atol=1e-8, slips=STACK_SLIPS", DEFAULT_TOLERANCE),
     "checks.ps08.x_stacked_bilstm__mutmut_17": ("trials=2, rtol=1e-6, slips=STACK_SLIPS", DEFAULT_TOLERANCE),
     "checks.ps08.xǁLayersǁ__repr____mutmut_3": ("l0 = self[0][1]", SAME_SHAPES),
+    "checks.ps10.x__slip_forward__mutmut_39": ("return (_weights(s, ) * m) @ v",
+        "the one slip that takes this branch (after=True) keeps axis=-1, _weights' default"),
+    "checks.ps10.x__slip_forward__mutmut_53": ("-1e+30", "-1e+30 is the number -1e30"),
+    "checks.ps10.x_forward_slips__mutmut_3": ("scale=None", FALSY),
+    "checks.ps10.x_random_beam_args__mutmut_2": ("for _ in range(101):",
+        "the loop ends at the first draw whose beam and greedy decodings differ, long before the 100th"),
+    "checks.ps10.x_random_mask__mutmut_30": ("< 0.6", "a random float equals 0.6 with probability 2**-53"),
+    "checks.ps10.x_random_mask__mutmut_32": ("] = None", "None assigned into a bool array is False"),
+    "checks.ps10.x_random_qkv__mutmut_34": ('"XXrandomXX")', RANDOM_KIND),
+    "checks.ps10.x_random_qkv__mutmut_35": ('"RANDOM")', RANDOM_KIND),
+    "checks.ps10.x_reference_beam__mutmut_27": ("max_len, sos, )", "eos is always 2 here, beam_search's default EOS"),
     "checks.ps03.x_numerical_gradient__mutmut_59": ("'XX, XX'.join(used)",
         "only rnnlib.gradcheck.numerical_gradient calls a function it is given (f()), so used holds one name at "
         "most and the separator is never shown"),

@@ -168,3 +168,21 @@ def test_partial_credit_and_messages(tmp_path):
 
     html = feedback_html(course, "hprev", "ps10")
     assert "largest error" in html and "checks.decoder_step" not in html and "HIDDEN TESTS" not in html
+
+
+def test_beam_search_copier_scores_0_and_the_score_is_graded_to_1e_9(fixed_grading_seeds):
+    from rnnlib.torch import seq2seq
+
+    from test_checks_accept_solutions import solution_namespace
+
+    ns = solution_namespace("ps10")
+    with pytest.raises(GradingError, match=r"raised GradingError: beam_search calls the rnnlib reference \(beam_search\) instead of "
+                                           r"computing the answer itself: this part scores 0$"):
+        ps10.beam(lambda *args: seq2seq.beam_search(*args), ns["make_gru_step"])
+
+    def off(*args):
+        tokens, score = ns["beam_search"](*args)
+        return tokens, score * (1 + 3e-9)
+
+    with pytest.raises(GradingError, match="output score: 1 of 1 values differ"):
+        ps10.beam(off, ns["make_gru_step"])
