@@ -234,6 +234,8 @@ SAME_SHAPES = ("both directions of a layer, and every layer of the stack, have t
                "directions the same input size")
 DEFAULT_TOLERANCE = "rtol=1e-6 and atol=1e-8 are check_function's defaults: leaving one out changes nothing"
 RANDOM_KIND = 'random_mask draws a random mask for any kind that is not "causal" or "padding"'
+GOT_FLOAT64 = ("got is made float64 first, so the difference and the tolerance are float64 whatever the "
+               "type of expected (a count is an int)")
 SEED_BITS = "a seed of 33 random bits instead of 32: np.random.default_rng draws as randomly from either"
 MARKER_ONCE = ('"raised GradingError: " occurs once in the message: check_function wraps the student\'s error '
                'once, so split, rsplit and any maxsplit >= 1 give the same part')
@@ -305,6 +307,19 @@ EQUIVALENT.update({
     "checks.ps10.x_random_qkv__mutmut_34": ('"XXrandomXX")', RANDOM_KIND),
     "checks.ps10.x_random_qkv__mutmut_35": ('"RANDOM")', RANDOM_KIND),
     "checks.ps10.x_reference_beam__mutmut_27": ("max_len, sos, )", "eos is always 2 here, beam_search's default EOS"),
+    "checks.grading.x_check_function__mutmut_15": ("secrets.randbits(33)", SEED_BITS),
+    "checks.grading.x_compare_arrays__mutmut_15": ("np.asarray(expected, dtype=None)", GOT_FLOAT64),
+    "checks.grading.x_compare_arrays__mutmut_17": ("np.asarray(expected, )", GOT_FLOAT64),
+    "checks.grading.x_compare_arrays__mutmut_53": ("np.where(bad, err, -2)",
+        "argmax looks for the largest error among the bad entries, which are >= 0: -1 or -2 elsewhere is the same"),
+    "checks.grading.x_matching_slip__mutmut_58": ("if len(names) > 2 else names",
+        'with two names both branches give "a and b"'),
+    "checks.grading.x_reference_code__mutmut_10": ("            break",
+        "every module of REFERENCE imports here (rnnlib is installed whole on the grading side)"),
+    "checks.grading.x_reference_code__mutmut_15": ("getattr(module, name, )",
+        "every name of REFERENCE exists (tests/test_allowlist.py::test_every_reference_name_exists)"),
+    "checks.grading.x_reference_code__mutmut_7": ("break  # not imported",
+        "rnnlib.torch.seq2seq is the last module of REFERENCE: nothing after it is skipped"),
     "checks.ps03.x_numerical_gradient__mutmut_59": ("'XX, XX'.join(used)",
         "only rnnlib.gradcheck.numerical_gradient calls a function it is given (f()), so used holds one name at "
         "most and the separator is never shown"),

@@ -50,11 +50,23 @@ def restricted(dest):
         importlib.invalidate_caches()
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """``{set: dest}``: every set's restricted package, built once."""
-    base = tmp_path_factory.mktemp("restricted")
-    return {s: allowlist.build_student_rnnlib(s, base / s) for s in SETS}
+class _Built(dict):
+    """``{set: dest}``, each set's restricted package built when first asked for."""
+
+    def __init__(self, base):
+        super().__init__()
+        self.base = base
+
+    def __missing__(self, assignment):
+        self[assignment] = allowlist.build_student_rnnlib(assignment, self.base / assignment)
+        return self[assignment]
+
+
+@pytest.fixture
+def built(tmp_path):
+    """``{set: dest}``: the restricted packages a test asks for, built in that test (a few ms each), so that
+    a mutation of the builder is run against every test that reads what it builds."""
+    return _Built(tmp_path / "restricted")
 
 
 def split(entry):

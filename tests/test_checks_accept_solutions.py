@@ -81,10 +81,11 @@ def _moved(value, size, by_hand=False):
 def _move_outputs(fn, size, index):
     """``fn`` with its outputs moved: all of them (``index`` None) or the output ``index`` of a tuple.
     The wrapper's ``moved`` list says whether it ever changed anything."""
-    moved = []
+    moved, widths = [], []
 
     def wrapper(*args, **kwargs):
         out = fn(*args, **kwargs)
+        widths.append(len(out) if isinstance(out, tuple) else None)
         if isinstance(out, tuple):
             items = list(out)
             for k, item in enumerate(items):
@@ -105,7 +106,7 @@ def _move_outputs(fn, size, index):
             return new
         return out
 
-    wrapper.moved = moved
+    wrapper.moved, wrapper.widths = moved, widths
     return wrapper
 
 
@@ -134,14 +135,22 @@ def solution_namespace(ps):
 
 
 def near_misses(namespace, name):
-    """``[(what, value or wrapper)]``: the answer ``name`` moved off, every way that applies to it."""
+    """``(what, value or wrapper)``: the answer ``name`` moved off, every way that applies to it. For a
+    function, the moves of single outputs follow only when the moves of all of them changed something,
+    one for each output the function returned (a model or a cache is not moved)."""
     value = namespace[name]
-    if inspect.isfunction(value):
-        variants = [(f"every output of {name} moved ({size})", _move_outputs(value, size, None))
-                    for size in ("small", "big")]
-        return variants + [(f"output {k} of {name} moved (big)", _move_outputs(value, "big", k)) for k in range(6)]
-    return [(f"{name} moved ({size})", _moved(value, size, by_hand=True)) for size in ("small", "big")
-            if _moved(value, size) is not None]
+    if not inspect.isfunction(value):
+        yield from [(f"{name} moved ({size})", _moved(value, size, by_hand=True)) for size in ("small", "big")
+                    if _moved(value, size) is not None]
+        return
+    first = _move_outputs(value, "small", None)
+    yield f"every output of {name} moved (small)", first
+    if not first.moved:
+        return
+    yield f"every output of {name} moved (big)", _move_outputs(value, "big", None)
+    width = max((w for w in first.widths if w is not None), default=0)
+    for k in range(width if width > 1 else 0):
+        yield f"output {k} of {name} moved (big)", _move_outputs(value, "big", k)
 
 
 @pytest.mark.parametrize("ps", PROBLEM_SETS)

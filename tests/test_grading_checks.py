@@ -202,3 +202,29 @@ def test_check_value(fixed_grading_seeds):
             check_value("y0", missing, 0.5)
     with pytest.raises(GradingError, match=r"^y0: 1 of 1 values differ; largest error 0\.006"):
         check_value("y0", 0.506, 0.5)
+
+
+def test_only_the_restricted_packages_own_error_counts_as_a_reference_call(fixed_grading_seeds):
+    """A student's own error that merely says the words is reported as their error, not as a copy."""
+    message = REFERENCE_MESSAGE.format(module="rnnlib.cells", name="rnn_step_forward", assignment="ps02")
+
+    def says_the_words(*args):
+        raise ValueError(message)
+
+    with pytest.raises(GradingError, match=r"\] raised ValueError: rnnlib\.cells\.rnn_step_forward is the rnnlib"):
+        check_function(says_the_words, reference_step, random_rnn_args, name="step")
+
+
+def test_torch_references_are_watched_once_imported_and_never_imported_by_the_watch(monkeypatch):
+    import importlib
+
+    from rnnlib.torch import seq2seq
+
+    assert seq2seq.beam_search.__code__ in grading.reference_code()  # imported: a copier calls it
+    imported, real = [], importlib.import_module
+    monkeypatch.setattr(importlib, "import_module", lambda name, *a: imported.append(name) or real(name, *a))
+    for name in [m for m in sys.modules if m.startswith("rnnlib.torch.")]:
+        monkeypatch.delitem(sys.modules, name)
+    codes = grading.reference_code()
+    assert not [name for name in imported if name.startswith("rnnlib.torch")], imported
+    assert seq2seq.beam_search.__code__ not in codes and cells.rnn_step_forward.__code__ in codes
