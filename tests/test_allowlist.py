@@ -360,3 +360,28 @@ def test_notebooks_import_only_what_is_allowed(assignment):
         pytest.skip(f"{path} not written yet")
     used = notebook_rnnlib_names(path)
     assert used <= set(allowlist.allowed(assignment)), used - set(allowlist.allowed(assignment))
+
+
+GOLDEN_PACKAGES = Path(__file__).resolve().parent / "golden" / "restricted_packages.json"
+
+
+def test_built_packages_are_the_reviewed_ones(built):
+    """What each problem set's sandbox can import, file by file, equals the reviewed copy in
+    tests/golden/restricted_packages.json: a change of rnnlib or of the allow-lists that changes what
+    students can reach shows up as a diff to review. After a deliberate change, write the new copy with
+    RESTRICTED_PACKAGES=update and review the diff."""
+    import json
+    import os
+
+    now = {s: {str(p.relative_to(built[s])): p.read_text() for p in sorted(built[s].rglob("*.py"))} for s in SETS}
+    if os.environ.get("RESTRICTED_PACKAGES") == "update":
+        GOLDEN_PACKAGES.write_text(json.dumps(now, indent=1, sort_keys=True) + "\n")
+    reviewed = json.loads(GOLDEN_PACKAGES.read_text())
+    for s in SETS:
+        assert sorted(now[s]) == sorted(reviewed[s]), (s, "files differ from the reviewed copy")
+        for rel, text in now[s].items():
+            if text != reviewed[s][rel]:
+                ours, theirs = text.splitlines() + [""], reviewed[s][rel].splitlines() + [""]
+                line = next(k for k, (a, b) in enumerate(zip(ours, theirs)) if a != b)
+                raise AssertionError(f"{s}/{rel} differs from the reviewed copy from line {line + 1}:\n"
+                                     f"now:      {ours[line:line + 3]}\nreviewed: {theirs[line:line + 3]}")
