@@ -236,6 +236,12 @@ DEFAULT_TOLERANCE = "rtol=1e-6 and atol=1e-8 are check_function's defaults: leav
 RANDOM_KIND = 'random_mask draws a random mask for any kind that is not "causal" or "padding"'
 GOT_FLOAT64 = ("got is made float64 first, so the difference and the tolerance are float64 whatever the "
                "type of expected (a count is an int)")
+WRAPPED = ("the student's function is wrapped by a watch of its own over a superset of the references "
+           "(forbid_reference_calls, _watched), which replaces check_function's watch while it runs: with or "
+           "without allow_reference the same copier fails with the same message")
+TINY_ENTRIES = ("atol matters against rtol * |x| only for entries below 1e-3, which few draws hold, and then only "
+                "for an answer off by 1e-12 to 1e-8 there: torch's + 1e-6 is off by 1e-6 * |x| / norm, below both")
+DEFAULT_TRIALS = "trials=3 is check_function's default"
 SEED_BITS = "a seed of 33 random bits instead of 32: np.random.default_rng draws as randomly from either"
 MARKER_ONCE = ('"raised GradingError: " occurs once in the message: check_function wraps the student\'s error '
                'once, so split, rsplit and any maxsplit >= 1 give the same part')
@@ -302,7 +308,7 @@ EQUIVALENT.update({
     "checks.ps10.x_forward_slips__mutmut_3": ("scale=None", FALSY),
     "checks.ps10.x_random_beam_args__mutmut_2": ("for _ in range(101):",
         "the loop ends at the first draw whose beam and greedy decodings differ, long before the 100th"),
-    "checks.ps10.x_random_mask__mutmut_30": ("< 0.6", "a random float equals 0.6 with probability 2**-53"),
+    "checks.ps10.x_random_mask__mutmut_30": ("<= 0.6", "a random float equals 0.6 with probability 2**-53"),
     "checks.ps10.x_random_mask__mutmut_32": ("] = None", "None assigned into a bool array is False"),
     "checks.ps10.x_random_qkv__mutmut_34": ('"XXrandomXX")', RANDOM_KIND),
     "checks.ps10.x_random_qkv__mutmut_35": ('"RANDOM")', RANDOM_KIND),
@@ -320,6 +326,40 @@ EQUIVALENT.update({
         "every name of REFERENCE exists (tests/test_allowlist.py::test_every_reference_name_exists)"),
     "checks.grading.x_reference_code__mutmut_7": ("break  # not imported",
         "rnnlib.torch.seq2seq is the last module of REFERENCE: nothing after it is skipped"),
+    **{f"checks.ps05.x_clip_grad_norm__mutmut_{n}": (frag, WRAPPED) for n, frag in [
+        (37, "allow_reference=None"), (47, "atol=1e-12, slips=CLIP_SLIPS"), (53, "allow_reference=False")]},
+    **{f"checks.ps05.x_rnn_backward_truncated__mutmut_{n}": (frag, WRAPPED) for n, frag in [
+        (22, "allow_reference=None"), (32, "        slips=truncated_slips()))"), (53, "allow_reference=False")]},
+    **{f"checks.ps10.x_beam__mutmut_{n}": (frag, WRAPPED) for n, frag in [
+        (51, "allow_reference=None"), (61, "                   slips={"), (80, "allow_reference=False")]},
+    "checks.ps05.x_clip_grad_norm__mutmut_44": ("name=label, output_names=CLIP_OUTPUTS, rtol=1e-5", DEFAULT_TRIALS),
+    "checks.ps05.x_clip_grad_norm__mutmut_45": ("            atol=1e-12, allow_reference=True",
+        "the global norms drawn are 1 to 100, so torch's max_norm / (norm + 1e-6) is off by at most 1e-6 relative: "
+        "the default rtol 1e-6 accepts it as 1e-5 does, and no answer known falls between"),
+    "checks.ps05.x_clip_grad_norm__mutmut_46": ("rtol=1e-5, allow_reference=True", TINY_ENTRIES),
+    "checks.ps05.x_spectral_radius__mutmut_17": ("trials=6, rtol=1e-7, slips=",
+        "the radii drawn are at least 0.137 (3000 draws), so the default atol 1e-8 adds at most 0.7e-8 to "
+        "rtol * radius >= 1.4e-8: no answer known is off by so little (a wrong radius is off by more than 1e-3)"),
+    "checks.ps08.x_lstm_param_count__mutmut_78": ("trials=6, rtol=0, slips=",
+        "counts are whole numbers: an error is 0 or at least 1, so atol 0 or the default 1e-8 decide alike"),
+    "checks.ps10.x__watched__mutmut_6": ("'XX, XX'.join(sorted(set(seen)))",
+        "_watched is given one reference function (beam_search), so one name at most is joined"),
+    **{f"checks.ps04.x_{fn}__mutmut_{n}": (frag, WRAPPED) for fn, n, frag in [
+        ("adam", 27, "allow_reference=None"), ("adam", 36, "atol=1e-10, ))"), ("adam", 52, "allow_reference=False"),
+        ("scale_splits", 22, "allow_reference=None"), ("scale_splits", 31, "atol=1e-9, ))"),
+        ("scale_splits", 50, "allow_reference=False"), ("train_epoch", 30, "allow_reference=None"),
+        ("train_epoch", 39, "atol=1e-12, ))"), ("train_epoch", 59, "allow_reference=False"),
+        ("weather_step", 21, "allow_reference=None"), ("weather_step", 29, "trials=3, slips="),
+        ("weather_step", 39, "allow_reference=False")]},
+    "checks.ps04.x_train_epoch__mutmut_36": ("        rtol=1e-9, atol=1e-12, allow_reference=True))", DEFAULT_TRIALS),
+    "checks.ps04.x_weather_step__mutmut_28": ("WEATHER_PARAMS), allow_reference=True,", DEFAULT_TRIALS),
+    "checks.ps04.x__as_outputs__mutmut_7": ("arrays[:7]", "zip stops at the 6 names: a seventh array is never paired"),
+    "checks.ps04.x__weather_step_slip__mutmut_48": ("WEATHER_PARAMS[:5]",
+        "zip stops at the 4 recurrent gradients: the fifth name is never paired"),
+    "checks.ps04.x__epoch_inputs__mutmut_15": ("int(rng.integers(2 ** 31))", "integers(n) is integers(0, n)"),
+    "checks.ps04.x_linear_step_fn__mutmut_30": ('diff.sum(axis=None)',
+        "diff is (B, 1): the sum over everything is the sum over axis 0 with the trailing 1 dropped, and "
+        "b -= lr * g broadcasts either into b's one entry"),
     "checks.ps03.x_numerical_gradient__mutmut_59": ("'XX, XX'.join(used)",
         "only rnnlib.gradcheck.numerical_gradient calls a function it is given (f()), so used holds one name at "
         "most and the separator is never shown"),
