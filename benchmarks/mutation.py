@@ -511,6 +511,9 @@ def main():
         if previous is not None and previous.get("source_sha256") != source_sha256(module, package):
             print(f"  {package}/{module}.py changed since its entry: all its mutants are run", flush=True)
             previous = None
+        if previous is not None and previous.get("partial"):  # it counts only the mutants run before it stopped
+            print(f"  the entry of {package}/{module}.py is partial: all its mutants are run", flush=True)
+            previous = None
         record["modules"][module] = run_module(module, tests, args.max_children,
                                                [m for m in args.mutants.split(",") if m], previous, package)
         entry = record["modules"][module]

@@ -5,8 +5,7 @@ import pytest
 
 from checks import ps05 as checks
 from checks.grading import GradingError
-from test_checks_accept_solutions import solution_namespace
-from visible_helpers import fixed_grading_seeds  # noqa: F401 (a fixture)
+from visible_helpers import fixed_grading_seeds, solution_namespace  # noqa: F401 (a fixture)
 
 COPIED = r"calls the rnnlib reference \(.+\) instead of computing the answer itself: this part scores 0$"
 

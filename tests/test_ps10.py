@@ -173,7 +173,7 @@ def test_partial_credit_and_messages(tmp_path):
 def test_beam_search_copier_scores_0_and_the_score_is_graded_to_1e_9(fixed_grading_seeds):
     from rnnlib.torch import seq2seq
 
-    from test_checks_accept_solutions import solution_namespace
+    from visible_helpers import solution_namespace
 
     ns = solution_namespace("ps10")
     with pytest.raises(GradingError, match=r"raised GradingError: beam_search calls the rnnlib reference \(beam_search\) instead of "

@@ -45,6 +45,22 @@ def run_notebook(ps, answers=None):
     return results, namespace
 
 
+def solution_namespace(ps):
+    """The namespace that the solution notebook ``solutions/ps/ps.ipynb`` leaves when every code cell runs in
+    order, hidden tests included (their checks raise if they reject the solution)."""
+    import types
+
+    nb = nbformat.read(ROOT / "solutions" / ps / f"{ps}.ipynb", as_version=4)
+    ipython = types.SimpleNamespace(run_line_magic=lambda *args: None)
+    namespace = {"__name__": "__main__", "get_ipython": lambda: ipython}
+    for n, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            key = cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {n}"
+            with contextlib.redirect_stdout(io.StringIO()):
+                exec(compile(cell.source, f"{ps} {key}", "exec"), namespace)  # noqa: S102 (our own solutions)
+    return namespace
+
+
 def check_slip(ps, cell, replacements, test_id, visible, check=None, graded=None, functions=()):
     """Make a slip in the solution's answer ``cell`` (``replacements``: ``[(text, slipped text)]``, each
     text found once) and show that the visible test ``test_id`` fails with a message containing
