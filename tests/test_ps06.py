@@ -3,6 +3,8 @@
 The backward is graded through the student's own forward (their own cache), so a wrong forward also
 costs the backward cells, with a message that says the forward has to be fixed first.
 """
+import re
+
 import pytest
 
 from nbgrader_helpers import autograde, course_copy, feedback_html, make_submission, run_answers, solution_answers
@@ -59,7 +61,9 @@ def test_partial_credit_and_messages(tmp_path):
     assert [t[k][0] for k in ("test-forward-h", "test-forward-c", "test-backward-inputs", "test-backward-weights")] \
         == [2, 2, 3, 0]
     assert totals["transposed"] == 7
-    assert "dW_ih" in t["test-backward-weights"][2] and "shape" in t["test-backward-weights"][2]
+    # dW_ih transposed is (D, 4H): its shape is wrong unless the draw made D = 4H (H = 1, D = 4), and then
+    # its values are (fresh seeds here; about one run in 20 draws that first)
+    assert re.search(r"output dW_ih: (expected shape|\d+ of \d+ values differ)", t["test-backward-weights"][2])
 
     n = cells["notanh"]
     assert [n[k][0] for k in ("test-forward-h", "test-forward-c", "test-backward-inputs", "test-backward-weights")] \
