@@ -62,7 +62,7 @@ def test_partial_credit_and_messages(tmp_path):
         == [2, 2, 3, 0]
     assert totals["transposed"] == 7
     # dW_ih transposed is (D, 4H): its shape is wrong unless the draw made D = 4H (H = 1, D = 4), and then
-    # its values are (fresh seeds here; about one run in 20 draws that first)
+    # its values are (fresh seeds here: D and H are drawn from 1-4 and 1-6, so 1 run in 24)
     assert re.search(r"output dW_ih: (expected shape|\d+ of \d+ values differ)", t["test-backward-weights"][2])
 
     n = cells["notanh"]
