@@ -56,7 +56,7 @@ TESTS = ["test_rnn.py", "test_lstm.py", "test_gru.py", "test_optim.py", "test_tr
 # notebook's text (mutmut's copy of the source carries its decorator).
 CHECK_MODULES = ["grading", "allowlist"] + [f"ps{n:02d}" for n in range(1, 11)]
 CHECK_TESTS = ["test_checks_accept_solutions.py", "test_grading_checks.py", "test_ps04_checks.py",
-               "test_ps05_checks.py", "test_allowlist.py", "test_attention_checks.py"] + [
+               "test_ps05_checks.py", "test_ps09_checks.py", "test_allowlist.py", "test_attention_checks.py"] + [
     f"test_ps{n:02d}.py" for n in range(1, 11)]
 WHAT = {
     "rnnlib": "mutants of rnnlib's NumPy modules against the fast unit tests; killed = a test failed",
