@@ -109,7 +109,8 @@ def test_answers_of_the_wrong_form_get_a_message(ns, fixed_grading_seeds):
     with pytest.raises(GradingError, match=r"raised GradingError: the optimiser must keep the parameter dict it was built on as its "
                                            r"attribute `params`, with keys \['W', 'b'\] \(AttributeError: "):
         checks.adam(KeepsNoParams)
-    with pytest.raises(GradingError, match=r"train_epoch must return the mean loss, one number; it returned 'low'"):
+    with pytest.raises(GradingError, match=r"train_epoch must return the mean loss, one number; the two epochs returned 'low' and "
+                                           r"'low'"):
         checks.train_epoch(lambda *args: (ns["train_epoch"](*args), "low")[1], ns["linear_step"], ns["SGD"])
     step = ns["weather_step"]
     with pytest.raises(GradingError, match=r"weather_step must return a pair \(loss, grads\)"):
@@ -132,3 +133,104 @@ def test_answers_of_the_wrong_form_get_a_message(ns, fixed_grading_seeds):
                                   r"seed=0\) \[units seed \d+\] raised ZeroDivisionError: division by zero$")]:
         with pytest.raises(GradingError, match=message):
             checks.beats_persistence(answer)
+
+
+def test_adams_inputs_cover_what_they_promise():
+    """2 to 6 steps, W of 1-4 x 1-4, gradients from 1e-3 to 10 times a standard normal (W's and b's each),
+    and hyper-parameters in the ranges of practice (beta2 below 0.9999: Adam's bias correction matters)."""
+    draws = [dict(checks._adam_inputs(np.random.default_rng(seed))) for seed in range(400)]
+    assert {len(d["grads_W"]) for d in draws} == {2, 3, 4, 5, 6}
+    assert {d["W"].shape[0] for d in draws} == {1, 2, 3, 4} == {d["W"].shape[1] for d in draws}
+    assert all(d["b"].shape == d["W"].shape[:1] and d["grads_b"].shape[1:] == d["b"].shape for d in draws)
+    for name in ("grads_W", "grads_b"):
+        rms = np.array([np.sqrt(np.mean(d[name] ** 2)) for d in draws])
+        assert rms.min() < 3e-3 and 3 < rms.max() < 40, (name, rms.min(), rms.max())
+    for name, low, high in [("lr", 1e-3, 1e-1), ("beta1", 0.5, 0.95), ("beta2", 0.9, 0.9999), ("eps", 1e-8, 1e-2)]:
+        values = np.array([d[name] for d in draws])
+        assert low <= values.min() < low + 0.1 * (high - low) and high - 0.1 * (high - low) < values.max() < high
+
+
+class Nudged:
+    """The notebook's Adam, with the parameter ``name`` moved by ``by`` (absolute) after every step."""
+
+    def __init__(self, ns, name, by):
+        self.adam, self.name, self.by = ns["Adam"], name, by
+
+    def __call__(self, params, **kwargs):
+        adam = self.adam(params, **kwargs)
+        step = adam.step
+
+        def nudged_step(grads):
+            step(grads)
+            adam.params[self.name] += self.by
+        adam.step = nudged_step
+        return adam
+
+
+def test_adam_names_the_parameter_that_is_wrong_and_holds_small_entries_to_1e_10(ns, fixed_grading_seeds):
+    with pytest.raises(GradingError, match=r"output params\['b'\] after the steps: \d+ of \d+ values differ"):
+        checks.adam(Nudged(ns, "b", 1e-4))
+    with pytest.raises(GradingError, match=r"output params\['W'\] after the steps: \d+ of \d+ values differ"):
+        checks.adam(Nudged(ns, "W", 1e-4))
+    # 5e-9 in all is below 1e-7 relative for entries above 0.05; the entries nearer 0 are held to 1e-10
+    with pytest.raises(GradingError, match=r"values differ; largest error \d\.\d+e-09; "):
+        checks.adam(Nudged(ns, "W", 5e-9 / 6))
+
+
+def test_train_epoch_names_the_weight_that_is_wrong(ns, fixed_grading_seeds):
+    """An epoch loop that moves w (or b) after the last epoch's losses: the message names that weight."""
+    for name in ("w", "b"):
+        calls = []
+
+        def epoch(step_fn, optimizer, X, y, batch_size, seed, _name=name):
+            loss = ns["train_epoch"](step_fn, optimizer, X, y, batch_size, seed)
+            calls.append(seed)
+            if len(calls) % 2 == 0:  # the second epoch of a run
+                optimizer.params[_name] += 1e-3
+            return loss
+
+        with pytest.raises(GradingError, match=rf"output {name} after 2 epochs: \d+ of \d+ values differ"):
+            checks.train_epoch(epoch, ns["linear_step"], ns["SGD"])
+
+
+def test_an_epoch_that_returns_no_number_shows_what_it_returned(ns, fixed_grading_seeds):
+    returned = iter([1.0, "low"] * 3)
+    with pytest.raises(GradingError, match=r"train_epoch must return the mean loss, one number; the two epochs "
+                                           r"returned 1.0 and 'low'$"):
+        checks.train_epoch(lambda *args: (ns["train_epoch"](*args), next(returned))[1], ns["linear_step"], ns["SGD"])
+
+
+def test_the_second_forecast_must_repeat_the_first_to_1e_9_absolute(ns, fixed_grading_seeds):
+    """Forecasts of 10-80 (the units drawn) repeated 5e-9 + 1e-9 |x| away: over 1e-9 + 1e-9 |x|, they fail."""
+    calls = []
+
+    def drifting(X_train, y_train, X_val, seed):
+        calls.append(1)
+        out = ns["fit_and_predict"](X_train, y_train, X_val, seed)
+        return out if len(calls) == 1 else out + 5e-9 + 1e-9 * np.abs(out)
+
+    with pytest.raises(GradingError, match="a second call with the same seed gave other forecasts"):
+        checks.beats_persistence(drifting)
+
+
+def test_methods_count_as_references_and_namedtuples_do_not(ns, fixed_grading_seeds):
+    """A method of an rnnlib.data class is a reference call; a namedtuple of the student's is not, although
+    its methods share their code with rnnlib.data's namedtuples."""
+    import collections
+
+    from rnnlib import data
+
+    def with_vocab(*splits):
+        data.Vocab("abc").encode("ab")
+        return ns["scale_splits"](*splits)
+
+    with pytest.raises(GradingError, match=r"^scale_splits " + COPIED):
+        checks.scale_splits(with_vocab)
+    Splits = collections.namedtuple("Splits", "train val test mean std")
+
+    def with_namedtuple(*splits):
+        out = Splits(*ns["scale_splits"](*splits))
+        repr(out)
+        return tuple(out._replace(mean=out.mean))
+
+    checks.scale_splits(with_namedtuple)

@@ -114,6 +114,12 @@ def test_packing_is_tried_on_every_kind_of_module(fixed_grading_seeds, monkeypat
 
 
 # ---- the classifier checks, on small models built here (no training) ----
+def contains(symbols, pattern):
+    """(The test's own, not checks.contains_pattern: under mutation testing every function of checks.ps09
+    shares its code with the references that a student must not call.)"""
+    return any(tuple(symbols[i:i + len(pattern)]) == tuple(pattern) for i in range(len(symbols)))
+
+
 class Classifier(torch.nn.Module):
     """A right SequenceClassifier (packed GRU, last state, linear head); ``rule`` adds a large vote for the
     sequences that contain the pattern ``rule`` (a tuple of symbol indices), so that it scores without
@@ -132,7 +138,7 @@ class Classifier(torch.nn.Module):
             _, h_n = self.rnn(pack(seqs))
         logits = self.head(h_n[-1])
         if self.rule is not None:
-            found = torch.tensor([float(checks.contains_pattern(s.argmax(1).tolist(), self.rule)) for s in seqs])
+            found = torch.tensor([float(contains(s.argmax(1).tolist(), self.rule)) for s in seqs])
             logits = logits + 20 * torch.stack([1 - found, found], dim=1)
         return logits
 
