@@ -245,9 +245,8 @@ def _references(nodes, module):
     for node in nodes:
         for sub in ast.walk(node):
             if isinstance(sub, (ast.Import, ast.ImportFrom)) and sub is not node:
-                target = module.absolute(sub) if isinstance(sub, ast.ImportFrom) else sub.names[0].name
-                if (target or "").split(".")[0] == "rnnlib" or any(a.name.split(".")[0] == "rnnlib"
-                                                                   for a in sub.names):
+                targets = [module.absolute(sub)] if isinstance(sub, ast.ImportFrom) else [a.name for a in sub.names]
+                if any(t.split(".")[0] == "rnnlib" for t in targets):
                     raise ValueError(f"{module.name}: an rnnlib import inside a definition (line "
                                      f"{sub.lineno}) cannot be restricted")
             if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load):
@@ -301,11 +300,9 @@ def closure(entries, substitutes=None):
                 todo.append((target_module, attr))
         elif name in module.imports:
             imports.setdefault(module_name, set()).add(name)
-            binding = module.rnnlib_binding(name)
+            binding = module.rnnlib_binding(name)  # (refuses `import rnnlib.x` without `as`)
             if binding and binding[0] == "name":
                 todo.append((binding[1], binding[2]))
-            elif binding:
-                modules.setdefault(binding[1], _load(binding[1]))
         else:
             raise ValueError(f"{module_name}.{name} is not defined in rnnlib")
     return modules, defs, imports
@@ -345,7 +342,7 @@ def missing(module, name, assignment, reference, available):
 '''
 
 
-def _getattr_code(module_name, assignment, hidden, reference):
+def _getattr_code(assignment, hidden, reference):
     return (f"\n\n_NOT_HERE = {tuple(sorted(hidden))!r}\n"
             f"_REFERENCE = {tuple(sorted(reference))!r}\n\n\n"
             f"def __getattr__(name):\n"
@@ -385,7 +382,7 @@ def _module_text(module, assignment, defs, imports, reference):
     for node in nodes:
         out.append("\n\n" + module.segment(node))
     hidden = set(module.public_names()) - kept - kept_imports
-    out.append(_getattr_code(module.name, assignment, hidden, reference.get(module.name, ())))
+    out.append(_getattr_code(assignment, hidden, reference.get(module.name, ())))
     return "\n".join(out)
 
 

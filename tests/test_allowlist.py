@@ -385,3 +385,243 @@ def test_built_packages_are_the_reviewed_ones(built):
                 line = next(k for k, (a, b) in enumerate(zip(ours, theirs)) if a != b)
                 raise AssertionError(f"{s}/{rel} differs from the reviewed copy from line {line + 1}:\n"
                                      f"now:      {ours[line:line + 3]}\nreviewed: {theirs[line:line + 3]}")
+
+
+# ------------------------------------------------------------------------------------------------
+# The builder on a small package of its own: what rnnlib does not (yet) contain
+
+FAKE = {
+    "__init__.py": '"""A small package with what the builder must follow or refuse."""\n',
+    "base.py": '''
+import os.path
+
+SCALE: float = 2.0
+OFFSET = 1.0
+
+
+def double(x):
+    return SCALE * x
+
+
+def memo(fn):
+    fn.memo = True
+    return fn
+
+
+@memo
+def shifted(x):
+    return x + OFFSET
+
+
+def joined(a, b):
+    return os.path.join(a, b)
+
+
+def countdown(n):
+    return 0 if n == 0 else countdown(n - 1)
+
+
+def ping(n):
+    return 0 if n == 0 else pong(n - 1)
+
+
+def pong(n):
+    return 1 if n == 0 else ping(n - 1)
+
+
+def secret(x):
+    return -x
+
+
+def leaks(x):
+    return secret(x) + hidden(x)
+
+
+def hidden(x):
+    return x
+''',
+    "sub/__init__.py": '''
+from .inner import triple
+from .. import base
+
+
+def shifted_twice(x):
+    return base.shifted(base.shifted(x))
+''',
+    "sub/inner.py": '''
+from ..base import double
+from . import helpers as h
+import rnnlib.base as b
+
+
+def triple(x):
+    return double(x) + h.once(x) + 0 * b.double(x)
+''',
+    "sub/helpers.py": "def once(x):\n    return x\n",
+    ".hidden/ghost.py": "def ghost():\n    pass\n",
+    "__pycache__/ghost.py": "def ghost():\n    pass\n",
+    "inside.py": '''
+import math
+
+
+def absolute():
+    from rnnlib.base import double
+    return double(1)
+
+
+def relative():
+    from .base import double
+    return double(1)
+
+
+def package():
+    from . import base
+    return base.double(1)
+
+
+def aliased():
+    import math, rnnlib.base as b
+    return b.double(math.pi)
+
+
+def harmless():
+    import math
+    return math.pi
+''',
+    "alias_use.py": '''
+from rnnlib import base
+
+
+def helper(module):
+    return module
+
+
+def passes_module():
+    return helper(base)
+''',
+    "whole.py": '''
+import rnnlib.base
+
+
+def uses_whole():
+    return rnnlib.base.double(1)
+''',
+    "broken.py": "def f(:\n    pass\n",
+}
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    """The builder pointed at the package FAKE (in tmp_path/src/rnnlib), with base.secret as its only
+    reference; ``fake(*entries, substitutes=None)`` builds a set "psT" allowed ``entries``."""
+    root = tmp_path / "src" / "rnnlib"
+    for rel, text in FAKE.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text.lstrip())
+    monkeypatch.setattr(allowlist, "real_package_dir", lambda: root)
+    monkeypatch.setattr(allowlist, "REFERENCE", {"rnnlib.base": ("secret",)})
+
+    def build(*entries, substitutes=None):
+        monkeypatch.setitem(allowlist.ALLOWED, "psT", entries)
+        monkeypatch.setitem(allowlist.SUBSTITUTES, "psT", substitutes or {})
+        return allowlist.build_student_rnnlib("psT", tmp_path / "built")
+    return build
+
+
+def test_the_builder_follows_relative_imports_decorators_and_annotations(fake):
+    dest = fake("rnnlib.sub.triple", "rnnlib.sub.shifted_twice", "rnnlib.base.joined")
+    files = sorted(str(p.relative_to(dest / "rnnlib")) for p in (dest / "rnnlib").rglob("*.py"))
+    assert files == ["__init__.py", "_restricted.py", "alias_use.py", "base.py", "broken.py", "inside.py",
+                     "sub/__init__.py", "sub/helpers.py", "sub/inner.py", "whole.py"]
+    with restricted(dest) as import_module:
+        sub, base = import_module("rnnlib.sub"), import_module("rnnlib.base")
+        assert sub.triple(2.0) == 6.0 and sub.shifted_twice(1.0) == 3.0
+        assert base.joined("a", "b") == "a/b" and base.shifted.memo
+        assert import_module("rnnlib.sub.helpers").once(5) == 5
+        with pytest.raises(ImportError, match=r"rnnlib.base.secret is the rnnlib reference, which is not available "
+                                              r"while psT is graded: an answer that calls the rnnlib reference "
+                                              r"scores 0; write it yourself"):
+            base.secret
+        with pytest.raises(ImportError, match=r"^rnnlib.base.countdown is not available while psT is graded"):
+            base.countdown
+        with pytest.raises(AttributeError, match=r"module 'rnnlib.base' has no attribute 'nothing'"):
+            base.nothing
+    assert "def f(:" not in (dest / "rnnlib" / "broken.py").read_text()  # a stub
+
+
+def test_each_definition_is_read_once_recursion_included(fake, monkeypatch):
+    read, real = [], allowlist._references
+
+    def once(nodes, module):
+        key = (module.name, tuple(id(n) for n in nodes))
+        assert key not in read, f"{key} read twice"
+        read.append(key)
+        return real(nodes, module)
+
+    monkeypatch.setattr(allowlist, "_references", once)
+    dest = fake("rnnlib.base.countdown", "rnnlib.base.ping", "rnnlib.sub.triple", "rnnlib.sub.shifted_twice")
+    with restricted(dest) as import_module:
+        base = import_module("rnnlib.base")
+        assert base.countdown(3) == 0 and base.ping(3) == 1 and base.pong(2) == 1
+
+
+@pytest.mark.parametrize("entry, line", [("absolute", 5), ("relative", 10), ("package", 15), ("aliased", 20)])
+def test_an_rnnlib_import_inside_a_definition_is_refused(fake, entry, line):
+    with pytest.raises(ValueError, match=rf"^rnnlib.inside: an rnnlib import inside a definition \(line {line}\) "
+                                         r"cannot be restricted$"):
+        fake(f"rnnlib.inside.{entry}")
+
+
+def test_other_imports_inside_a_definition_are_kept(fake):
+    with restricted(fake("rnnlib.inside.harmless")) as import_module:
+        assert import_module("rnnlib.inside").harmless() == np.pi
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("rnnlib.alias_use.passes_module", r"^rnnlib.alias_use: the module rnnlib.base is used other than as `base.name` "
+                                       r"\(line 9\); cannot be restricted$"),
+    ("rnnlib.whole.uses_whole", r"^rnnlib.whole: `import rnnlib.base` binds the whole package; use "
+                                r"`from ... import ...`$"),
+    ("rnnlib.nope.f", r"^rnnlib.nope.f: no module rnnlib.nope in rnnlib$"),
+    ("rnnlib.base.nothing", r"^rnnlib.base.nothing is not defined in rnnlib$"),
+    ("rnnlib.broken.f", r"^rnnlib.broken does not parse: cannot restrict it$"),
+    ("rnnlib.base.leaks", r"^psT: the allowed rnnlib definitions need the reference rnnlib.base.secret; allow them "
+                          r"explicitly in checks.allowlist.ALLOWED or change the set$"),
+])
+def test_what_the_builder_cannot_follow_is_refused_with_a_message(fake, entry, message):
+    with pytest.raises(ValueError, match=message):
+        fake(entry)
+
+
+def test_a_leak_of_several_references_names_them_all(fake, monkeypatch):
+    monkeypatch.setattr(allowlist, "REFERENCE", {"rnnlib.base": ("hidden", "secret")})
+    with pytest.raises(ValueError, match=r"need the reference rnnlib.base.hidden, rnnlib.base.secret; allow"):
+        fake("rnnlib.base.leaks")
+
+
+def test_a_substitute_must_define_the_name_it_replaces(fake):
+    with pytest.raises(ValueError, match=r"^rnnlib.base: the substitute for double defines triple$"):
+        fake("rnnlib.base.double", substitutes={"rnnlib.base.double": "def triple(x):\n    return 3 * x"})
+    with pytest.raises(ValueError, match=r"^rnnlib.base: the substitute for double defines \?$"):
+        fake("rnnlib.base.double", substitutes={"rnnlib.base.double": "double = 3"})
+    dest = fake("rnnlib.base.double", substitutes={"rnnlib.base.double": "def double(x):\n    return OFFSET + x"})
+    with restricted(dest) as import_module:
+        assert import_module("rnnlib.base").double(2.0) == 3.0
+
+
+def test_the_real_package_is_found_without_importing_it(monkeypatch):
+    assert (allowlist.real_package_dir() / "cells.py").exists()
+    monkeypatch.setattr(allowlist.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ImportError, match=r"^the rnnlib package is not installed$"):
+        allowlist.real_package_dir()
+    monkeypatch.setattr(allowlist.importlib.util, "find_spec",
+                        lambda name: types.SimpleNamespace(submodule_search_locations=[]))  # a module, not a package
+    with pytest.raises(ImportError, match=r"^the rnnlib package is not installed$"):
+        allowlist.real_package_dir()
+
+
+def test_an_unknown_set_gets_nothing(tmp_path):
+    assert allowlist.allowed("ps99") == ()
+    with restricted(allowlist.build_student_rnnlib("ps99", tmp_path)) as import_module:
+        with pytest.raises(ImportError, match="rnnlib.cells.rnn_step_forward is the rnnlib reference"):
+            import_module("rnnlib.cells").rnn_step_forward
