@@ -105,7 +105,7 @@ def _call(fn, name, args, describe):
     return got
 
 
-def random_sequences(rng, dtype=None):
+def random_sequences(rng):
     """A batch of 2-7 float64 sequences of different random lengths 1-9, not sorted longest first."""
     import torch
 
@@ -113,7 +113,7 @@ def random_sequences(rng, dtype=None):
     lengths = rng.choice(np.arange(1, 10), size=B, replace=False)
     if np.all(np.diff(lengths) < 0):  # never already sorted longest first: sorting must change the order
         lengths = lengths[::-1]
-    return [torch.from_numpy(rng.standard_normal((int(L), D))).to(dtype or torch.float64) for L in lengths]
+    return [torch.from_numpy(rng.standard_normal((int(L), D))) for L in lengths]
 
 
 def _shapes(seqs):

@@ -49,6 +49,40 @@ def test_an_error_in_pad_sequences_names_the_input(fixed_grading_seeds):
         checks.pad_sequences(broken)
 
 
+def test_an_error_in_pack_sequences_names_the_input(fixed_grading_seeds):
+    def broken(seqs):
+        raise RuntimeError("lengths must be on the CPU")
+
+    with pytest.raises(GradingError, match=r"^pack_sequences\(a list of \d sequences of lengths \[[\d, ]+\], \d "
+                                           r"features\) raised RuntimeError: lengths must be on the CPU$"):
+        checks.pack_sequences(broken)
+
+
+def test_the_outputs_and_c_n_are_compared_as_well(fixed_grading_seeds, monkeypatch):
+    """The last states h_n come first; the outputs after pad_packed_sequence and an LSTM's c_n are compared
+    too (to 1e-9). No known answer gets h_n right and those wrong, so the modules here are made to
+    return them moved by 1e-6 when they run on a PackedSequence."""
+    for kind, moved, message in [("GRU", "output", r"outputs of sequence 0 \(length \d\) after pad_packed_sequence: "
+                                                  r"\d+ of \d+ values differ"),
+                                 ("LSTM", "c_n", r"\nc_n: \d+ of \d+ values differ")]:
+        real = getattr(torch.nn, kind)
+
+        class Moved(real):
+            def forward(self, x, *args, _moved=moved):
+                out, state = super().forward(x, *args)
+                if not isinstance(x, PackedSequence):
+                    return out, state
+                if _moved == "output":
+                    return out._replace(data=out.data * (1 + 1e-6)), state
+                return out, (state[0], state[1] * (1 + 1e-6))
+
+        monkeypatch.setattr(torch.nn, kind, Moved)
+        with pytest.raises(GradingError, match=r"nn.(GRU|LSTM)\(num_layers=\d, bidirectional=(True|False)\) run on "
+                                               r"what pack_sequences\(.*\) \[seed \d+\] returned[:\n ]+" + message):
+            checks.pack_sequences(pack)
+        monkeypatch.setattr(torch.nn, kind, real)
+
+
 def test_a_packed_sequence_of_another_class_is_read_field_by_field(fixed_grading_seeds):
     """An object with the four fields (a sandboxed kernel's PackedSequence arrives so) is rebuilt as one:
     each field kept as it was, None indices included."""
@@ -108,9 +142,8 @@ def test_packing_is_tried_on_every_kind_of_module(fixed_grading_seeds, monkeypat
         monkeypatch.setattr(torch.nn, kind, module)
     for _ in range(3):
         checks.pack_sequences(pack)
-    assert {k for k, _, _ in seen} == {"GRU", "LSTM"}
+    assert {(k, b) for k, _, b in seen} == {("GRU", False), ("GRU", True), ("LSTM", False), ("LSTM", True)}
     assert {n for _, n, _ in seen} == {1, 2}
-    assert {b for _, _, b in seen} == {False, True}
 
 
 # ---- the classifier checks, on small models built here (no training) ----
@@ -137,10 +170,11 @@ class Classifier(torch.nn.Module):
         else:
             _, h_n = self.rnn(pack(seqs))
         logits = self.head(h_n[-1])
-        if self.rule is not None:
-            found = torch.tensor([float(contains(s.argmax(1).tolist(), self.rule)) for s in seqs])
-            logits = logits + 20 * torch.stack([1 - found, found], dim=1)
-        return logits
+        return logits if self.rule is None else logits + self.vote(seqs)
+
+    def vote(self, seqs):
+        found = torch.tensor([float(contains(s.argmax(1).tolist(), self.rule)) for s in seqs])
+        return 20 * torch.stack([1 - found, found], dim=1)
 
 
 def test_a_right_classifier_passes_and_a_padded_one_fails(fixed_grading_seeds):
@@ -172,6 +206,16 @@ def test_models_that_break_get_a_message(fixed_grading_seeds):
         def forward(self, seqs):
             raise ValueError("bad input")
 
+    class OnlyBatches(Classifier):
+        def forward(self, seqs):
+            if len(seqs) == 1:
+                raise ValueError("a batch of one")
+            return super().forward(seqs)
+
+    class Constant(Classifier):
+        def forward(self, seqs):
+            return torch.tensor([[0.123456, -1.0]] * len(seqs))
+
     head = r"^SequenceClassifier\(input_size=4, hidden_size=16\) on a list of \d sequences of lengths \[[\d, ]+\], " \
            r"4 features \[seed \d+\]"
     for model, message in [
@@ -180,6 +224,8 @@ def test_models_that_break_get_a_message(fixed_grading_seeds):
         (NoState, r": could not read the model's parameters \(state_dict\(\) raised RuntimeError: no state\)$"),
         (NoLoad, r": load_state_dict raised RuntimeError: no load$"),
         (Raises, r" raised ValueError: bad input$"),
+        (OnlyBatches, r" raised ValueError: a batch of one$"),
+        (Constant, r": every sequence gets the same logits \[0.1235, -1.0\]: the logits must depend on the sequence$"),
     ]:
         with pytest.raises(GradingError, match=head + message):
             checks.classifier_batch_independent(model)
@@ -233,8 +279,10 @@ def test_train_and_predict_grades_accuracy_and_the_models_own_predictions():
     where = r"1000 freshly drawn test sequences \[data seed 5; the grader renames the symbols, so here the label " \
             r"is 1 for sequences containing [A-D], [A-D], [A-D]\]"
     flipped = lambda model, seqs: 1 - predict(model, seqs)  # noqa: E731
-    with pytest.raises(GradingError, match=rf"^accuracy on {where}: 0.0%; at least 90% is needed \(training took "):
+    with pytest.raises(GradingError, match=rf"^accuracy on {where}: 0.0%; at least 90% is needed \(training took "
+                                           r"\d+\.\d s\)$") as failed:
         checks.train_and_predict(trained(5), flipped, seed=5)
+    assert float(str(failed.value).rpartition("took ")[2][:-3]) < 60  # the time taken, in seconds
     some_wrong = lambda model, seqs: torch.cat([1 - predict(model, seqs[:80]), predict(model, seqs[80:])])  # noqa
     with pytest.raises(GradingError, match=rf"^the model train_classifier returned, on {where}: predict\(model, seqs\) "
                                            r"must return the class with the larger logit of model\(seqs\); it differs "
@@ -250,6 +298,53 @@ def test_train_and_predict_grades_accuracy_and_the_models_own_predictions():
     with pytest.raises(GradingError, match=r"^train_classifier\(2000 sequences, labels \(2000,\), seed=0\) raised "
                                            r"AssertionError"):
         checks.train_and_predict(trained(5), predict, seed=6)
+
+
+class Flips(Classifier):
+    """The rule model, wrong on the sequences ``wrong`` (their bytes): exactly as accurate as it is told."""
+
+    def __init__(self, rule, wrong):
+        super().__init__(rule=rule)
+        self.wrong = wrong
+
+    def forward(self, seqs):
+        logits = super().forward(seqs)
+        flip = torch.tensor([s.numpy().tobytes() in self.wrong for s in seqs])
+        return torch.where(flip[:, None], logits.flip(1), logits)
+
+
+def test_ninety_percent_exactly_passes():
+    seed = 5
+    perm = checks.symbol_renaming(np.random.default_rng(seed))
+    test_seqs, _ = checks.renamed_task(checks.N_TEST, seed + 1, perm)
+    wrong = set(list(dict.fromkeys(s.numpy().tobytes() for s in test_seqs if len(s) >= 20))[:100])
+    assert sum(s.numpy().tobytes() in wrong for s in test_seqs) == 100
+    model = Flips(checks.renamed_pattern(perm), wrong)
+    assert checks.train_and_predict(lambda seqs, labels, seed: model, predict, seed=seed) == 0.9
+
+
+def test_the_trained_model_itself_is_run_and_its_parameters_moved():
+    model_of = trained(5)
+
+    class InChunks(Classifier):
+        def forward(self, seqs):
+            if len(seqs) > 500:
+                raise MemoryError("batch too large")
+            return super().forward(seqs)
+
+    def chunked(model, seqs):
+        return torch.cat([predict(model, seqs[i:i + 100]) for i in range(0, len(seqs), 100)])
+
+    where = r"^the model train_classifier returned, on 1000 freshly drawn test sequences \[data seed 5; .*\]"
+    with pytest.raises(GradingError, match=where + r" raised MemoryError: batch too large$"):
+        checks.train_and_predict(lambda *args: InChunks(rule=model_of(*args).rule), chunked, seed=5)
+
+    class Frozen(Classifier):
+        def forward(self, seqs):
+            return self.vote(seqs) + 0 * self.head.bias.sum()  # the parameters are there, without effect
+
+    with pytest.raises(GradingError, match=where + r": the logits stay the same when the model's parameters change"):
+        checks.train_and_predict(lambda *args: Frozen(rule=model_of(*args).rule), predict, seed=5)
 
 
 def test_train_and_predict_draws_its_seed(fixed_grading_seeds):
