@@ -180,6 +180,13 @@ class Classifier(torch.nn.Module):
 def test_a_right_classifier_passes_and_a_padded_one_fails(fixed_grading_seeds):
     torch.manual_seed(0)
     assert checks.classifier_batch_independent(Classifier) == 2
+
+    class Counting(Classifier):  # an integer buffer: not a parameter, left out of the moved state
+        def __init__(self, D, H):
+            super().__init__(D, H)
+            self.register_buffer("calls", torch.tensor(0))
+
+    assert checks.classifier_batch_independent(Counting) == 2
     with pytest.raises(GradingError, match=r"(?s)the logits of a sequence in the batch differ from those of the same "
                                            r"sequence alone \(batch of one\):\nlogits: .*must not depend on the padding"):
         checks.classifier_batch_independent(lambda D, H: Classifier(D, H, padded=True))
@@ -247,6 +254,15 @@ def test_a_model_without_a_recurrent_layer_names_its_parameters(fixed_grading_se
                                            r"weight_ih_l0, weight_hh_l0, ...\); its parameters are "
                                            r"\['head.bias', 'head.weight'\]$"):
         checks.classifier_batch_independent(Linear)
+    class NoParameters(torch.nn.Module):
+        def __init__(self, D, H):
+            super().__init__()
+
+        def forward(self, seqs):
+            return torch.stack([torch.stack([s.mean(), s[:, 0].mean()]) for s in seqs])
+
+    with pytest.raises(GradingError, match=r"its parameters are none$"):
+        checks.classifier_batch_independent(NoParameters)
     only_hh = type("OnlyHH", (Linear,), {"__init__": lambda self, D, H: (
         Linear.__init__(self, D, H), self.register_parameter("weight_hh_l0", torch.nn.Parameter(torch.ones(1))))[0]})
     with pytest.raises(GradingError, match=r"its parameters are \['head.bias', 'head.weight', 'weight_hh_l0'\]$"):
@@ -338,6 +354,15 @@ def test_the_trained_model_itself_is_run_and_its_parameters_moved():
     where = r"^the model train_classifier returned, on 1000 freshly drawn test sequences \[data seed 5; .*\]"
     with pytest.raises(GradingError, match=where + r" raised MemoryError: batch too large$"):
         checks.train_and_predict(lambda *args: InChunks(rule=model_of(*args).rule), chunked, seed=5)
+
+    class NotTwenty(Classifier):
+        def forward(self, seqs):
+            if len(seqs) == 20:
+                raise ValueError("20 sequences")
+            return super().forward(seqs)
+
+    with pytest.raises(GradingError, match=where + r" raised ValueError: 20 sequences$"):
+        checks.train_and_predict(lambda *args: NotTwenty(rule=model_of(*args).rule), chunked, seed=5)
 
     class Frozen(Classifier):
         def forward(self, seqs):
