@@ -109,8 +109,8 @@ def test_answers_of_the_wrong_form_get_a_message(ns, fixed_grading_seeds):
     with pytest.raises(GradingError, match=r"raised GradingError: the optimiser must keep the parameter dict it was built on as its "
                                            r"attribute `params`, with keys \['W', 'b'\] \(AttributeError: "):
         checks.adam(KeepsNoParams)
-    with pytest.raises(GradingError, match=r"train_epoch must return the mean loss, one number; the two epochs returned 'low' and "
-                                           r"'low'"):
+    with pytest.raises(GradingError, match=r"train_epoch must return the mean loss, one number; the two epochs "
+                                           r"returned 'low' and 'low'"):
         checks.train_epoch(lambda *args: (ns["train_epoch"](*args), "low")[1], ns["linear_step"], ns["SGD"])
     step = ns["weather_step"]
     with pytest.raises(GradingError, match=r"weather_step must return a pair \(loss, grads\)"):

@@ -49,6 +49,23 @@ def test_an_error_in_pad_sequences_names_the_input(fixed_grading_seeds):
         checks.pad_sequences(broken)
 
 
+def test_an_answer_that_calls_the_graders_reference_scores_0():
+    """(Under mutation testing every function of checks.ps09 shares mutmut's code, and the one name shown is
+    mutmut's: the pattern allows any name, and the messages are not compared with the reviewed ones.)"""
+    with pytest.raises(GradingError, match=r"^pad_sequences calls the grader's reference \(\w+\): this part "
+                                           r"scores 0$"):
+        checks.pad_sequences(checks.pad_reference)
+
+    def both(seqs):
+        torch.manual_seed(0)
+        checks.alone_reference(torch.nn.GRU(seqs[0].shape[1], 2, batch_first=True).double(), seqs)
+        return pack(seqs)
+
+    with pytest.raises(GradingError, match=r"^pack_sequences calls the grader's reference \((alone_reference, "
+                                           r"pad_reference|\w+)\): this part scores 0$"):
+        checks.pack_sequences(lambda seqs: (checks.pad_reference(seqs), both(seqs))[1])
+
+
 def test_an_error_in_pack_sequences_names_the_input(fixed_grading_seeds):
     def broken(seqs):
         raise RuntimeError("lengths must be on the CPU")
@@ -187,8 +204,9 @@ def test_a_right_classifier_passes_and_a_padded_one_fails(fixed_grading_seeds):
             self.register_buffer("calls", torch.tensor(0))
 
     assert checks.classifier_batch_independent(Counting) == 2
-    with pytest.raises(GradingError, match=r"(?s)the logits of a sequence in the batch differ from those of the same "
-                                           r"sequence alone \(batch of one\):\nlogits: .*must not depend on the padding"):
+    with pytest.raises(GradingError, match=r"(?s)the logits of a sequence in the batch differ from those of the "
+                                           r"same sequence alone \(batch of one\):\nlogits: .*must not depend on "
+                                           r"the padding"):
         checks.classifier_batch_independent(lambda D, H: Classifier(D, H, padded=True))
 
 
@@ -219,6 +237,14 @@ def test_models_that_break_get_a_message(fixed_grading_seeds):
                 raise ValueError("a batch of one")
             return super().forward(seqs)
 
+    class BreaksWhenMoved(Classifier):
+        def forward(self, seqs):
+            if not hasattr(self, "first"):
+                self.first = self.head.bias.detach().clone()
+            if not torch.equal(self.head.bias, self.first):
+                raise RuntimeError("moved")
+            return super().forward(seqs)
+
     class Constant(Classifier):
         def forward(self, seqs):
             return torch.tensor([[0.123456, -1.0]] * len(seqs))
@@ -232,6 +258,7 @@ def test_models_that_break_get_a_message(fixed_grading_seeds):
         (NoLoad, r": load_state_dict raised RuntimeError: no load$"),
         (Raises, r" raised ValueError: bad input$"),
         (OnlyBatches, r" raised ValueError: a batch of one$"),
+        (BreaksWhenMoved, r" raised RuntimeError: moved$"),
         (Constant, r": every sequence gets the same logits \[0.1235, -1.0\]: the logits must depend on the sequence$"),
     ]:
         with pytest.raises(GradingError, match=head + message):
