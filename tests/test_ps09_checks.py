@@ -1,6 +1,7 @@
 """ps09's padding and packing checks on answers the notebook's tests cannot show: a PackedSequence built
 by another class, fields that are wrong one at a time, lengths off by one, the modules the packing is
 tried on. Cheap (no training, no notebook run); seeds fixed; messages reviewed."""
+import signal
 import types
 
 import numpy as np
@@ -11,6 +12,24 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_sequenc
 from checks import ps09 as checks
 from checks.grading import GradingError
 from visible_helpers import fixed_grading_seeds  # noqa: F401 (a fixture)
+
+
+@pytest.fixture(autouse=True)
+def at_most_a_minute():
+    """Every test here fails after 60 s (SIGALRM, POSIX only) instead of hanging: a wrong label rule in
+    make_task (a mutant, say) redraws a sequence forever."""
+    if not hasattr(signal, "SIGALRM"):
+        yield
+        return
+
+    def fail(signum, frame):
+        raise TimeoutError("still running after 60 s")
+
+    old = signal.signal(signal.SIGALRM, fail)
+    signal.alarm(60)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
 
 
 def pad(seqs):
@@ -402,3 +421,27 @@ def test_the_trained_model_itself_is_run_and_its_parameters_moved():
 def test_train_and_predict_draws_its_seed(fixed_grading_seeds):
     """Unseeded, the data seed is drawn (fixed here: 1)."""
     assert checks.train_and_predict(trained(1), predict) == 1.0
+
+
+# ---- the task generator: its labels ----
+def test_make_task_draws_half_and_half_of_the_right_labels():
+    seqs, labels = checks.make_task(300, seed=1)
+    small = checks.make_task(40, seed=2, min_len=3, max_len=4)
+    assert labels.dtype == torch.int64 and labels.shape == (300,) and 0.4 < labels.float().mean() < 0.6
+    for batch, (low, high) in [((seqs, labels), (5, 30)), (small, (3, 4))]:
+        for s, y in zip(*batch):
+            assert s.dtype == torch.float32 and s.shape[1] == 4 and low <= len(s) <= high
+            assert torch.equal(s.sum(1), torch.ones(len(s))) and contains(s.argmax(1).tolist(), (0, 1, 2)) == bool(y)
+    assert {len(s) for s in seqs} == set(range(5, 31)) and {len(s) for s in small[0]} == {3, 4}
+    assert all(torch.equal(a, b) for a, b in zip(checks.make_task(20, seed=1)[0], checks.make_task(20, seed=1)[0]))
+
+
+@pytest.mark.parametrize("symbols, pattern, found", [
+    ([0, 1, 2], (0, 1, 2), True), ([3, 3, 0, 1, 2], (0, 1, 2), True), ([0, 1, 2, 3, 3], (0, 1, 2), True),
+    ([0, 1, 3, 2], (0, 1, 2), False), ([0, 1], (0, 1, 2), False), ([], (0, 1, 2), False),
+    ([2, 1, 0], (0, 1, 2), False), ([1, 1], (1, 1), True), ([3, 2, 1], (2, 1), True), ((0, 2, 1, 0), (1, 0), True),
+])
+def test_contains_pattern(symbols, pattern, found):
+    assert checks.contains_pattern(symbols, pattern) is found
+    if pattern == (0, 1, 2):
+        assert checks.contains_pattern(symbols) is found
