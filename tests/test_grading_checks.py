@@ -228,3 +228,16 @@ def test_torch_references_are_watched_once_imported_and_never_imported_by_the_wa
     codes = grading.reference_code()
     assert not [name for name in imported if name.startswith("rnnlib.torch")], imported
     assert seq2seq.beam_search.__code__ not in codes and cells.rnn_step_forward.__code__ in codes
+
+
+def test_every_reviewed_message_belongs_to_a_test_that_exists():
+    """tests/golden/grading_messages.json keeps an entry per test: a test renamed or removed leaves one
+    behind (GRADING_MESSAGES=update only writes), and it must go."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    golden = json.loads((root / "tests" / "golden" / "grading_messages.json").read_text())
+    gone = [key for key in golden
+            if f"def {key.partition('::')[2].split('[')[0]}(" not in (root / key.partition("::")[0]).read_text()]
+    assert not gone, gone

@@ -59,13 +59,15 @@ def test_lengths_off_by_one_fail(fixed_grading_seeds):
             checks.pad_sequences(lambda seqs: (pad(seqs)[0], pad(seqs)[1] + off))
 
 
-def test_an_error_in_pad_sequences_names_the_input(fixed_grading_seeds):
+@pytest.mark.parametrize("name, error", [("pad_sequences", IndexError("list index out of range")),
+                                         ("pack_sequences", RuntimeError("lengths must be on the CPU"))])
+def test_an_error_in_the_answer_names_the_input(name, error, fixed_grading_seeds):
     def broken(seqs):
-        raise IndexError("list index out of range")
+        raise error
 
-    with pytest.raises(GradingError, match=r"^pad_sequences\(a list of \d sequences of lengths \[[\d, ]+\], \d "
-                                           r"features\) raised IndexError: list index out of range$"):
-        checks.pad_sequences(broken)
+    with pytest.raises(GradingError, match=rf"^{name}\(a list of \d sequences of lengths \[[\d, ]+\], \d "
+                                           rf"features\) raised {type(error).__name__}: {error}$"):
+        getattr(checks, name)(broken)
 
 
 def test_an_answer_that_calls_the_graders_reference_scores_0():
@@ -83,15 +85,6 @@ def test_an_answer_that_calls_the_graders_reference_scores_0():
     with pytest.raises(GradingError, match=r"^pack_sequences calls the grader's reference \((alone_reference, "
                                            r"pad_reference|\w+)\): this part scores 0$"):
         checks.pack_sequences(lambda seqs: (checks.pad_reference(seqs), both(seqs))[1])
-
-
-def test_an_error_in_pack_sequences_names_the_input(fixed_grading_seeds):
-    def broken(seqs):
-        raise RuntimeError("lengths must be on the CPU")
-
-    with pytest.raises(GradingError, match=r"^pack_sequences\(a list of \d sequences of lengths \[[\d, ]+\], \d "
-                                           r"features\) raised RuntimeError: lengths must be on the CPU$"):
-        checks.pack_sequences(broken)
 
 
 def test_the_outputs_and_c_n_are_compared_as_well(fixed_grading_seeds, monkeypatch):
