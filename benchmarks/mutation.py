@@ -364,6 +364,52 @@ EQUIVALENT.update({
         "only rnnlib.gradcheck.numerical_gradient calls a function it is given (f()), so used holds one name at "
         "most and the separator is never shown"),
 })
+# ps09: sequences of one batch share their features and dtype; the parameters are moved at random
+SAME_FEATURES = "every sequence of a batch has the same number of features and the same dtype: seqs[1] reads as seqs[0]"
+RANDOM_MOVE = ("the parameters are moved at random to see that the logits depend on them: a move of another size, "
+               "sign or seed moves them as well (a model that ignores its parameters ignores any move)")
+SHORT_WINDOWS = "the windows that start after len(symbols) - k are shorter than the pattern and never equal it"
+EQUIVALENT.update({
+    "checks.ps09.x__shapes__mutmut_1": ("seqs[1].shape[1]", SAME_FEATURES),
+    "checks.ps09.x_pack_sequences__mutmut_11": ("D = seqs[1].shape[1]", SAME_FEATURES),
+    "checks.ps09.x_pad_reference__mutmut_16": ("seqs[1].shape[1], dtype=seqs[0].dtype", SAME_FEATURES),
+    "checks.ps09.x_pad_reference__mutmut_18": ("dtype=seqs[1].dtype", SAME_FEATURES),
+    "checks.ps09.x_pad_reference__mutmut_3": ("dtype=None)", "torch.tensor makes a list of Python ints int64 without being told"),
+    "checks.ps09.x_pad_reference__mutmut_5": ("for s in seqs], )", "torch.tensor makes a list of Python ints int64 without being told"),
+    "checks.ps09.x_pad_sequences__mutmut_5": ("secrets.randbits(33)", SEED_BITS),
+    "checks.ps09.x_pack_sequences__mutmut_5": ("secrets.randbits(33)", SEED_BITS),
+    "checks.ps09.x_classifier_batch_independent__mutmut_5": ("secrets.randbits(33)", SEED_BITS),
+    "checks.ps09.x_train_and_predict__mutmut_5": ("secrets.randbits(32)",
+        "a data seed of 32 random bits instead of 31: make_task's default_rng draws as randomly from either"),
+    "checks.ps09.x_train_and_predict__mutmut_95": ("np.random.default_rng(None)", RANDOM_MOVE),
+    "checks.ps09.x_check_uses_its_parameters__mutmut_31": (".astype(None)",
+        "a float64 move is cast to the parameter's dtype by load_state_dict, which copies into the parameters"),
+    "checks.ps09.x_check_uses_its_parameters__mutmut_32": ("v - 0.1 * rng", RANDOM_MOVE),
+    "checks.ps09.x_check_uses_its_parameters__mutmut_33": ("v + 0.1 / rng", RANDOM_MOVE),
+    "checks.ps09.x_check_uses_its_parameters__mutmut_34": ("v + 1.1 * rng", RANDOM_MOVE),
+    "checks.ps09.x_check_uses_its_parameters__mutmut_35": ("rng.standard_normal(None)", RANDOM_MOVE),
+    "checks.ps09.x_check_uses_its_parameters__mutmut_37": ("strict=None", FALSY),
+    "checks.ps09.x_check_uses_its_parameters__mutmut_53": (") >= 1e-6:",
+        "differs from > only when the largest change of a logit is exactly 1e-6 (probability zero)"),
+    "checks.ps09.x_classifier_batch_independent__mutmut_75": (") >= 1e-6:",
+        "differs from > only when the largest difference of two logits is exactly 1e-6 (probability zero)"),
+    "checks.ps09.x_classifier_batch_independent__mutmut_74": ("batch - batch[1]",
+        "the batches hold at least 3 sequences: all rows equal row 0 exactly when all equal row 1"),
+    "checks.ps09.x_classifier_batch_independent__mutmut_79": ("batch[1].round(4)",
+        "shown only when every row equals row 0 to 1e-6, so row 1 rounded to 4 digits is row 0 rounded"),
+    "checks.ps09.x_contains_pattern__mutmut_10": ("range(len(symbols) + k + 1)", SHORT_WINDOWS),
+    "checks.ps09.x_contains_pattern__mutmut_11": ("range(len(symbols) - k + 2)", SHORT_WINDOWS),
+    "checks.ps09.x_make_task__mutmut_39": ("rng.integers(length - len(PATTERN) + 1)", "integers(n) is integers(0, n)"),
+    "checks.ps09.x_random_sequences__mutmut_19": ("replace=None", FALSY),
+    "checks.ps09.x_random_sequences__mutmut_32": ("np.diff(lengths) <= 0",
+        "the lengths are drawn without replacement: no two are equal and no difference is 0"),
+    "checks.ps09.x_random_sequences__mutmut_33": ("np.diff(lengths) < 1",
+        "integer differences: < 1 is <= 0, and the lengths, drawn without replacement, never differ by 0"),
+    "checks.ps09.x__call__mutmut_12": ("'XX, XX'.join(",
+        "under mutation testing every function of checks.ps09 runs through mutmut's trampoline, so the references "
+        "called show as one name and no separator is written; outside mutmut "
+        "test_an_answer_that_calls_the_graders_reference_scores_0 sees both names and the separator"),
+})
 
 
 def git(*args):
