@@ -147,14 +147,13 @@ class _Module:
         self.lines = self.source.splitlines()
         self.package = name if is_package else name.rpartition(".")[0]
         try:
-            tree = ast.parse(self.source, str(path))
+            body = ast.parse(self.source).body
         except SyntaxError:  # a module being edited: it can only be a stub (closure() needs it whole)
-            tree = ast.Module(body=[], type_ignores=[])
-            self.broken = True
+            body, self.broken = [], True
         self.texts = {}     # id(node) -> source, for substituted definitions
         self.defs = {}      # name -> [node] (functions, classes, assignments), in source order
         self.imports = {}   # bound name -> (import node, alias)
-        for node in tree.body:
+        for node in body:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 self.defs.setdefault(node.name, []).append(node)
             elif isinstance(node, (ast.Assign, ast.AnnAssign)):
@@ -281,11 +280,15 @@ def closure(entries, substitutes=None):
         if module_name not in _MODULE_FILES:
             raise ValueError(f"{entry}: no module {module_name} in rnnlib")
         todo.append((module_name, name))
+    seen = set()
     while todo:
         module_name, name = todo.pop()
-        if name in defs.get(module_name, ()) or name in imports.get(module_name, ()):
+        if (module_name, name) in seen:
             continue
-        module = modules.get(module_name) or modules.setdefault(module_name, _load(module_name))
+        seen.add((module_name, name))
+        if module_name not in modules:
+            modules[module_name] = _load(module_name)
+        module = modules[module_name]
         if module.broken:
             raise ValueError(f"{module_name} does not parse: cannot restrict it")
         if f"{module_name}.{name}" in (substitutes or {}):

@@ -455,9 +455,11 @@ import rnnlib.base as b
 
 
 def triple(x):
-    return double(x) + h.once(x) + 0 * b.double(x)
+    return double(x) + h.once(x) + b.countdown(3)
 ''',
     "sub/helpers.py": "def once(x):\n    return x\n",
+    "sub/deep/__init__.py": "from ..helpers import once\nfrom ...base import double\n",
+    "sub/deep/leaf.py": "from .. import helpers\n\n\ndef twice(x):\n    return 2 * helpers.once(x)\n",
     ".hidden/ghost.py": "def ghost():\n    pass\n",
     "__pycache__/ghost.py": "def ghost():\n    pass\n",
     "inside.py": '''
@@ -529,21 +531,24 @@ def fake(tmp_path, monkeypatch):
 
 
 def test_the_builder_follows_relative_imports_decorators_and_annotations(fake):
-    dest = fake("rnnlib.sub.triple", "rnnlib.sub.shifted_twice", "rnnlib.base.joined")
+    dest = fake("rnnlib.sub.triple", "rnnlib.sub.shifted_twice", "rnnlib.base.joined", "rnnlib.sub.deep.once",
+                "rnnlib.sub.deep.double", "rnnlib.sub.deep.leaf.twice")
     files = sorted(str(p.relative_to(dest / "rnnlib")) for p in (dest / "rnnlib").rglob("*.py"))
     assert files == ["__init__.py", "_restricted.py", "alias_use.py", "base.py", "broken.py", "inside.py",
-                     "sub/__init__.py", "sub/helpers.py", "sub/inner.py", "whole.py"]
+                     "sub/__init__.py", "sub/deep/__init__.py", "sub/deep/leaf.py", "sub/helpers.py", "sub/inner.py",
+                     "whole.py"]
     with restricted(dest) as import_module:
-        sub, base = import_module("rnnlib.sub"), import_module("rnnlib.base")
+        sub, base, deep = import_module("rnnlib.sub"), import_module("rnnlib.base"), import_module("rnnlib.sub.deep")
         assert sub.triple(2.0) == 6.0 and sub.shifted_twice(1.0) == 3.0
+        assert deep.once(4) == 4 and deep.double(4) == 8.0 and import_module("rnnlib.sub.deep.leaf").twice(3) == 6
         assert base.joined("a", "b") == "a/b" and base.shifted.memo
         assert import_module("rnnlib.sub.helpers").once(5) == 5
         with pytest.raises(ImportError, match=r"rnnlib.base.secret is the rnnlib reference, which is not available "
                                               r"while psT is graded: an answer that calls the rnnlib reference "
                                               r"scores 0; write it yourself"):
             base.secret
-        with pytest.raises(ImportError, match=r"^rnnlib.base.countdown is not available while psT is graded"):
-            base.countdown
+        with pytest.raises(ImportError, match=r"^rnnlib.base.ping is not available while psT is graded"):
+            base.ping
         with pytest.raises(AttributeError, match=r"module 'rnnlib.base' has no attribute 'nothing'"):
             base.nothing
     assert "def f(:" not in (dest / "rnnlib" / "broken.py").read_text()  # a stub
