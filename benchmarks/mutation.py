@@ -368,6 +368,11 @@ EQUIVALENT.update({
 SAME_FEATURES = "every sequence of a batch has the same number of features and the same dtype: seqs[1] reads as seqs[0]"
 RANDOM_MOVE = ("the parameters are moved at random to see that the logits depend on them: a move of another size, "
                "sign or seed moves them as well (a model that ignores its parameters ignores any move)")
+UNPARSE_LEVEL = "ast.unparse writes an ImportFrom whose level is None, or not given, with no dots, as for level 0"
+EQUIVALENT.update({
+    "checks.allowlist.x__import_line__mutmut_4": ("names=aliases, level=None)", UNPARSE_LEVEL),
+    "checks.allowlist.x__import_line__mutmut_7": ("names=aliases, )", UNPARSE_LEVEL),
+})
 SHORT_WINDOWS = "the windows that start after len(symbols) - k are shorter than the pattern and never equal it"
 EQUIVALENT.update({
     "checks.ps09.x__shapes__mutmut_1": ("seqs[1].shape[1]", SAME_FEATURES),
