@@ -81,6 +81,24 @@ def compare_outputs(name, got, expected, output_names, rtol, atol):
         compare_arrays(f"{name}: output {out_name}", g, e, rtol, atol)
 
 
+def definition_code(module, value):
+    """The code objects of ``value``, a function or a class (its methods), written in ``module``'s own file.
+
+    A decorated function counts by the function it wraps: ``@torch.no_grad()`` gives every function it
+    decorates, the student's too, the same wrapper code. Code the module only shares is left out: the
+    methods of a namedtuple class are those of every namedtuple."""
+    import inspect
+    import os
+
+    candidates = list(vars(value).values()) if inspect.isclass(value) else [value]
+    functions = [inspect.unwrap(f) for f in candidates if inspect.isfunction(f)]
+
+    def stem(path):  # (a module installed without its source runs from mod.pyc beside where mod.py was)
+        return os.path.splitext(os.path.realpath(path))[0]
+
+    return {f.__code__ for f in functions if stem(f.__code__.co_filename) == stem(module.__file__)}
+
+
 def reference_code():
     """The code objects of the rnnlib reference, :data:`checks.allowlist.REFERENCE` (a class with all
     its methods): what a student might call instead of writing the answer.
@@ -89,7 +107,6 @@ def reference_code():
     sandbox the reference a problem set grades is not importable at all (``build_student_rnnlib``), and
     nothing the student's kernel reports counts."""
     import importlib
-    import inspect
 
     from checks.allowlist import REFERENCE
 
@@ -101,11 +118,8 @@ def reference_code():
             module = importlib.import_module(module_name)
         except ImportError:
             continue
-        for value in (getattr(module, name, None) for name in names):
-            if inspect.isclass(value):
-                codes.update(f.__code__ for f in vars(value).values() if inspect.isfunction(f))
-            elif inspect.isfunction(value):
-                codes.add(value.__code__)
+        for name in names:
+            codes |= definition_code(module, getattr(module, name, None))
     return codes
 
 

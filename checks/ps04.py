@@ -12,27 +12,18 @@ answer here must not call ``rnnlib.train`` (the minibatch loop) or ``rnnlib.data
 (the scaler): :func:`forbid_reference_calls` adds those to the watch.
 """
 import importlib
-import inspect
 
 import numpy as np
 
 from rnnlib import optim
-from checks.grading import GradingError, check_function, reference_code, watch_calls
+from checks.grading import GradingError, check_function, definition_code, reference_code, watch_calls
 
 
 def module_code(module_name):
-    """The code objects of every function and method written in the file of ``module_name``.
-
-    By file, not by ``__module__``: a namedtuple class of the module carries its name, but its methods
-    (``__repr__``, ``_replace``, ...) share their code with every namedtuple anywhere, the student's too."""
+    """The code objects of every function and method written in the file of ``module_name``
+    (:func:`checks.grading.definition_code`)."""
     module = importlib.import_module(module_name)
-    functions = []
-    for value in vars(module).values():
-        if inspect.isfunction(value):
-            functions.append(value)
-        elif inspect.isclass(value):
-            functions.extend(f for f in vars(value).values() if inspect.isfunction(f))
-    return {f.__code__ for f in functions if f.__code__.co_filename == module.__file__}
+    return set().union(*(definition_code(module, value) for value in vars(module).values()))
 
 
 def forbid_reference_calls(student_fn, name, extra_modules):

@@ -220,7 +220,12 @@ def test_torch_references_are_watched_once_imported_and_never_imported_by_the_wa
 
     from rnnlib.torch import seq2seq
 
-    assert seq2seq.beam_search.__code__ in grading.reference_code()  # imported: a copier calls it
+    import inspect
+
+    # imported: a copier calls them (greedy_decode through torch.no_grad's wrapper, every no_grad function's code)
+    codes = grading.reference_code()
+    assert seq2seq.beam_search.__code__ in codes and inspect.unwrap(seq2seq.greedy_decode).__code__ in codes
+    assert seq2seq.greedy_decode.__code__ not in codes
     imported, real = [], importlib.import_module
     monkeypatch.setattr(importlib, "import_module", lambda name, *a: imported.append(name) or real(name, *a))
     for name in [m for m in sys.modules if m.startswith("rnnlib.torch.")]:
@@ -228,6 +233,44 @@ def test_torch_references_are_watched_once_imported_and_never_imported_by_the_wa
     codes = grading.reference_code()
     assert not [name for name in imported if name.startswith("rnnlib.torch")], imported
     assert seq2seq.beam_search.__code__ not in codes and cells.rnn_step_forward.__code__ in codes
+
+
+def test_every_reference_name_is_watched_by_code_of_its_own():
+    """Each name of REFERENCE gives code objects, all written in rnnlib's own files: none is left unwatched,
+    and none is code that other functions share (a decorator's wrapper, a namedtuple's methods)."""
+    import importlib
+
+    from checks.allowlist import REFERENCE
+    from rnnlib.torch import seq2seq  # noqa: F401 (imported: its references are watched)
+
+    for module_name, names in REFERENCE.items():
+        module = importlib.import_module(module_name)
+        for name in names:
+            codes = grading.definition_code(module, getattr(module, name))
+            assert codes and all(c.co_filename == module.__file__ for c in codes), (module_name, name)
+
+
+def test_a_right_answer_using_no_grad_or_a_namedtuple_is_not_a_reference_call():
+    """torch.no_grad() as a decorator gives every function the same wrapper code, seq2seq's greedy_decode
+    included; a namedtuple's methods are every namedtuple's. Neither makes an answer a copier."""
+    import collections
+
+    import torch
+    from rnnlib.torch import seq2seq  # noqa: F401 (imported: its references are watched)
+
+    Pair = collections.namedtuple("Pair", "h unused")
+
+    @torch.no_grad()
+    def quiet(x):
+        return x
+
+    def step(x, h, W_ih, W_hh, b_ih, b_hh):
+        quiet(0)
+        pair = Pair(np.tanh(x @ W_ih.T + b_ih + h @ W_hh.T + b_hh), None)._replace(unused=1)
+        repr(pair)
+        return pair.h
+
+    assert check_function(step, reference_step, random_rnn_args, name="rnn_step") == 3
 
 
 def test_every_reviewed_message_belongs_to_a_test_that_exists():
