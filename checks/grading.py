@@ -118,8 +118,8 @@ def reference_code():
             module = importlib.import_module(module_name)
         except ImportError:
             continue
-        for name in names:
-            codes |= definition_code(module, getattr(module, name, None))
+        for name in names:  # (a name missing from rnnlib fails loudly: it would leave a reference unwatched)
+            codes |= definition_code(module, getattr(module, name))
     return codes
 
 
