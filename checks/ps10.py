@@ -13,7 +13,8 @@ softmax, ...) are told so.
 """
 import numpy as np
 
-from checks.grading import GradingError, check_backward_through_forward, check_function, check_returned, watch_calls
+from checks.grading import (GradingError, check_backward_through_forward, check_function, check_returned,
+                            definition_code, watch_calls)
 from rnnlib import attention, cells
 from rnnlib.torch import seq2seq
 
@@ -78,9 +79,10 @@ def forward_slips():
     }
 
 
-def _watched(fn, name, references):
-    """``fn``, raising :class:`GradingError` if it calls one of the functions ``references``."""
-    codes = {f.__code__ for f in references}
+def _watched(fn, name, module, references):
+    """``fn``, raising :class:`GradingError` if it calls one of the functions ``references`` of ``module``
+    (watched by their own code: :func:`checks.grading.definition_code`)."""
+    codes = set().union(*(definition_code(module, f) for f in references))
 
     def run(*args):
         with watch_calls(codes) as seen:
@@ -235,6 +237,7 @@ def beam(beam_search, make_gru_step):
 
     # the reference that would answer this part is rnnlib's beam search: watched here (rnnlib's
     # attention and cells are no answer to it)
-    check_function(_watched(student, "beam_search", [seq2seq.beam_search]), reference_beam, random_beam_args,
-                   name="beam_search", output_names=("tokens", "score"), trials=6, rtol=1e-9, atol=1e-9,
-                   allow_reference=True, slips={"greedy decoding (a beam of 1)": _greedy})
+    watched = _watched(student, "beam_search", seq2seq, [seq2seq.beam_search])
+    check_function(watched, reference_beam, random_beam_args, name="beam_search", output_names=("tokens", "score"),
+                   trials=6, rtol=1e-9, atol=1e-9, allow_reference=True,
+                   slips={"greedy decoding (a beam of 1)": _greedy})
