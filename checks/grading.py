@@ -123,6 +123,26 @@ def reference_code():
     return codes
 
 
+def reference_call_error(name, called):
+    """The error of an answer ``name`` that called the reference functions ``called`` (their names)."""
+    return GradingError(f"{name} calls the rnnlib reference ({', '.join(sorted(set(called)))}) instead of "
+                        f"computing the answer itself: this part scores 0")
+
+
+def forbid_calls(fn, name, codes):
+    """``fn``, raising :func:`reference_call_error` if a call of it runs any of the code objects ``codes``.
+
+    Use with ``check_function(..., allow_reference=True)``: this watch then replaces the check's own."""
+    def run(*args):
+        with watch_calls(codes) as called:
+            out = fn(*args)
+        if called:
+            raise reference_call_error(name, called)
+        return out
+
+    return run
+
+
 @contextmanager
 def watch_calls(codes):
     """Record, in the yielded list, any call in this process to a function whose code object is in ``codes``."""
@@ -197,8 +217,7 @@ def check_function(student_fn, reference_fn, make_inputs, *, name, output_names=
             else:
                 raise GradingError(f"{call} raised {type(exc).__name__}: {exc}") from None
         if called:
-            raise GradingError(f"{name} calls the rnnlib reference ({', '.join(sorted(set(called)))}) instead of "
-                               f"computing the answer itself: this part scores 0")
+            raise reference_call_error(name, called)
         try:
             compare_outputs(name, got, expected, output_names, rtol, atol)
         except GradingError as err:

@@ -14,7 +14,7 @@ softmax, ...) are told so.
 import numpy as np
 
 from checks.grading import (GradingError, check_backward_through_forward, check_function, check_returned,
-                            definition_code, watch_calls)
+                            definition_code, forbid_calls)
 from rnnlib import attention, cells
 from rnnlib.torch import seq2seq
 
@@ -77,21 +77,6 @@ def forward_slips():
         "the mask applied after the softmax (masked weights zeroed, the rest no longer sums to 1)":
             _slip_forward(after=True),
     }
-
-
-def _watched(fn, name, module, references):
-    """``fn``, raising :class:`GradingError` if it calls one of the functions ``references`` of ``module``
-    (watched by their own code: :func:`checks.grading.definition_code`)."""
-    codes = set().union(*(definition_code(module, f) for f in references))
-
-    def run(*args):
-        with watch_calls(codes) as seen:
-            out = fn(*args)
-        if seen:
-            raise GradingError(f"{name} calls the rnnlib reference ({', '.join(sorted(set(seen)))}) instead of "
-                               "computing the answer itself: this part scores 0")
-        return out
-    return run
 
 
 def _out_of(attention_forward):
@@ -237,7 +222,7 @@ def beam(beam_search, make_gru_step):
 
     # the reference that would answer this part is rnnlib's beam search: watched here (rnnlib's
     # attention and cells are no answer to it)
-    watched = _watched(student, "beam_search", seq2seq, [seq2seq.beam_search])
+    watched = forbid_calls(student, "beam_search", definition_code(seq2seq, seq2seq.beam_search))
     check_function(watched, reference_beam, random_beam_args, name="beam_search", output_names=("tokens", "score"),
                    trials=6, rtol=1e-9, atol=1e-9, allow_reference=True,
                    slips={"greedy decoding (a beam of 1)": _greedy})
