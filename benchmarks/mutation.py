@@ -237,7 +237,7 @@ RANDOM_KIND = 'random_mask draws a random mask for any kind that is not "causal"
 GOT_FLOAT64 = ("got is made float64 first, so the difference and the tolerance are float64 whatever the "
                "type of expected (a count is an int)")
 WRAPPED = ("the student's function is wrapped by a watch of its own over a superset of the references "
-           "(forbid_reference_calls, _watched), which replaces check_function's watch while it runs: with or "
+           "(checks.grading.forbid_calls), which replaces check_function's watch while it runs: with or "
            "without allow_reference the same copier fails with the same message")
 TINY_ENTRIES = ("atol matters against rtol * |x| only for entries below 1e-3, which few draws hold, and then only "
                 "for an answer off by 1e-12 to 1e-8 there: torch's + 1e-6 is off by 1e-6 * |x| / norm, below both")
@@ -364,23 +364,22 @@ EQUIVALENT.update({
         "only rnnlib.gradcheck.numerical_gradient calls a function it is given (f()), so used holds one name at "
         "most and the separator is never shown"),
 })
-# ps09: sequences of one batch share their features and dtype; the parameters are moved at random
+# ps09 and the builder of the restricted packages (allowlist)
 SAME_FEATURES = "every sequence of a batch has the same number of features and the same dtype: seqs[1] reads as seqs[0]"
 RANDOM_MOVE = ("the parameters are moved at random to see that the logits depend on them: a move of another size, "
                "sign or seed moves them as well (a model that ignores its parameters ignores any move)")
+INT64_LIST = "torch.tensor makes a list of Python ints int64 without being told"
+SHORT_WINDOWS = "the windows that start after len(symbols) - k are shorter than the pattern and never equal it"
 UNPARSE_LEVEL = "ast.unparse writes an ImportFrom whose level is None, or not given, with no dots, as for level 0"
 EQUIVALENT.update({
     "checks.allowlist.x__import_line__mutmut_4": ("names=aliases, level=None)", UNPARSE_LEVEL),
     "checks.allowlist.x__import_line__mutmut_7": ("names=aliases, )", UNPARSE_LEVEL),
-})
-SHORT_WINDOWS = "the windows that start after len(symbols) - k are shorter than the pattern and never equal it"
-EQUIVALENT.update({
     "checks.ps09.x__shapes__mutmut_1": ("seqs[1].shape[1]", SAME_FEATURES),
     "checks.ps09.x_pack_sequences__mutmut_11": ("D = seqs[1].shape[1]", SAME_FEATURES),
     "checks.ps09.x_pad_reference__mutmut_16": ("seqs[1].shape[1], dtype=seqs[0].dtype", SAME_FEATURES),
     "checks.ps09.x_pad_reference__mutmut_18": ("dtype=seqs[1].dtype", SAME_FEATURES),
-    "checks.ps09.x_pad_reference__mutmut_3": ("dtype=None)", "torch.tensor makes a list of Python ints int64 without being told"),
-    "checks.ps09.x_pad_reference__mutmut_5": ("for s in seqs], )", "torch.tensor makes a list of Python ints int64 without being told"),
+    "checks.ps09.x_pad_reference__mutmut_3": ("dtype=None)", INT64_LIST),
+    "checks.ps09.x_pad_reference__mutmut_5": ("for s in seqs], )", INT64_LIST),
     "checks.ps09.x_pad_sequences__mutmut_5": ("secrets.randbits(33)", SEED_BITS),
     "checks.ps09.x_pack_sequences__mutmut_5": ("secrets.randbits(33)", SEED_BITS),
     "checks.ps09.x_classifier_batch_independent__mutmut_5": ("secrets.randbits(33)", SEED_BITS),

@@ -277,10 +277,12 @@ def test_every_reviewed_message_belongs_to_a_test_that_exists():
     """tests/golden/grading_messages.json keeps an entry per test: a test renamed or removed leaves one
     behind (GRADING_MESSAGES=update only writes), and it must go."""
     import json
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
-    golden = json.loads((root / "tests" / "golden" / "grading_messages.json").read_text())
+    from grading_messages import GOLDEN
+    from nbgrader_helpers import ROOT
+
+    golden = json.loads(GOLDEN.read_text())
+    sources = {f: (ROOT / f).read_text() for f in {key.partition("::")[0] for key in golden}}
     gone = [key for key in golden
-            if f"def {key.partition('::')[2].split('[')[0]}(" not in (root / key.partition("::")[0]).read_text()]
+            if f"def {key.partition('::')[2].split('[')[0]}(" not in sources[key.partition("::")[0]]]
     assert not gone, gone
